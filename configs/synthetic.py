@@ -1,0 +1,24 @@
+"""The embedded default: synthetic articulated objects, narrow widths.
+
+Trains on a 2-core CPU in about ten minutes (`make demo`).
+"""
+
+from configs import default
+
+
+def get_config(arg: str | None = None):
+  del arg
+  c = default.get_config()
+  c.data.name = "articulated_pokes/64"
+  c.model.channels = 128
+  c.model.poke_channels = 16
+  c.model.min_channels = 16
+  c.loss.perceptual_layers = ("relu1_2", "relu2_2", "relu3_2")
+  c.train.batch_size = 8
+  c.train.num_steps = 600
+  c.train.log_every = 20
+  c.train.sample_every = 200
+  c.train.checkpoint_every = 200
+  c.train.keep_checkpoints = 3
+  c.eval.num_clips = 200
+  return c

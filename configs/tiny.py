@@ -1,0 +1,22 @@
+"""A tiny config for tests: every path runs in seconds on a CPU."""
+
+from configs import default
+
+
+def get_config(arg: str | None = None):
+  del arg
+  c = default.get_config()
+  c.model.channels = 16
+  c.model.poke_channels = 4
+  c.model.min_channels = 4
+  c.loss.perceptual_layers = ("relu1_2",)
+  c.train.batch_size = 8  # One clip per fake device.
+  c.train.num_steps = 4
+  c.train.log_every = 2
+  c.train.sample_every = 2
+  c.train.checkpoint_every = 2
+  c.train.keep_checkpoints = 2
+  c.train.progress_bar = False
+  c.eval.num_clips = 8
+  c.eval.batch_size = 4
+  return c
