@@ -1,0 +1,233 @@
+"""The II2V generator (REFERENCE.md §1, §4-6): E_sigma, E_phi, ConvGRU F, G.
+
+Submodule names follow the torch state_dict prefixes (`shape_enc.blocks.0.conv`
+-> `shape_enc.blocks[0].conv`), so a checkpoint converter is a rename plus a
+kernel permute. Layout NHWC; all public outputs are float32.
+
+Level orders: encoder order [e0 (highest resolution), ..., bn]; GRU order is
+its reverse [bn (16x16xC), ..., e0].
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from ii2v_jax.convgru import ConvGRU
+from ii2v_jax.layers import Conv2dBlock, ResBlock
+
+BOTTLENECK_SIZE = 16
+
+
+def num_stages(resolution: int) -> int:
+  """log2(resolution / 16); resolution must be 16 * 2**k with k >= 1."""
+  ok = isinstance(resolution, int) and resolution >= 32
+  if not ok or resolution & (resolution - 1):
+    raise ValueError(
+      "resolution must be a power of two >= 32 (16 * 2**k, k >= 1), "
+      f"got {resolution!r}"
+    )
+  return int(math.log2(resolution // BOTTLENECK_SIZE))
+
+
+def shape_widths(resolution: int, channels: int, min_channels: int) -> list:
+  """E_sigma stage widths: start at max(min, C / 2**n), double, cap at C."""
+  n = num_stages(resolution)
+  base = max(min_channels, channels // 2**n)
+  return [min(channels, base * 2**i) for i in range(n)]
+
+
+def poke_widths(resolution: int, channels: int, poke_channels: int) -> list:
+  """E_phi stride-2 stage widths: poke_channels * 2**i, capped at C."""
+  n = num_stages(resolution)
+  return [min(channels, poke_channels * 2**i) for i in range(n)]
+
+
+def _down_blocks(in_ch, widths, *, dtype, rngs) -> nnx.List:
+  chans = [in_ch] + list(widths)
+  return nnx.List(
+    [
+      Conv2dBlock(a, b, stride=2, dtype=dtype, rngs=rngs)
+      for a, b in zip(chans[:-1], chans[1:])
+    ]
+  )
+
+
+class ShapeEncoder(nnx.Module):
+  """E_sigma: stride-2 conv blocks (the skips), then a bottleneck ResBlock."""
+
+  def __init__(self, in_ch, widths, channels, *, dtype, rngs: nnx.Rngs):
+    self.blocks = _down_blocks(in_ch, widths, dtype=dtype, rngs=rngs)
+    self.bottleneck = ResBlock(widths[-1], channels, dtype=dtype, rngs=rngs)
+
+  def __call__(self, x_bhwc: jax.Array) -> list[jax.Array]:
+    """(B,S,S,3) -> encoder order [e0 (B,S/2,S/2,c0), ..., bn (B,16,16,C)]."""
+    feats, x = [], x_bhwc
+    for block in self.blocks:
+      x = block(x)
+      feats.append(x)
+    feats.append(self.bottleneck(x))
+    return feats
+
+
+class PokeEncoder(nnx.Module):
+  """E_phi: stride-2 conv blocks, ResBlock(-> C), ResBlock(C -> C)."""
+
+  def __init__(self, in_ch, widths, channels, *, dtype, rngs: nnx.Rngs):
+    self.model = _down_blocks(in_ch, widths, dtype=dtype, rngs=rngs)
+    self.bottleneck = nnx.List(
+      [
+        ResBlock(widths[-1], channels, dtype=dtype, rngs=rngs),
+        ResBlock(channels, channels, dtype=dtype, rngs=rngs),
+      ]
+    )
+
+  def __call__(self, poke_bhw2: jax.Array) -> jax.Array:
+    """(B, S, S, 2) pixel-unit poke -> delta (B, 16, 16, C)."""
+    x = poke_bhw2
+    for block in [*self.model, *self.bottleneck]:
+      x = block(x)
+    return x
+
+
+class Decoder(nnx.Module):
+  """G: in_block on the bn state, then one up-sampling ResBlock per skip.
+
+  Block i reads [x ; state_i] and maps it to the width of the next
+  shallower state (the last block keeps its state's width): with doubling
+  widths this is the reference's 2 c_i -> c_i / 2.
+  """
+
+  def __init__(self, state_widths: list[int], *, dtype, rngs: nnx.Rngs):
+    skips = list(state_widths[1:])
+    self.in_block = ResBlock(state_widths[0], skips[0], dtype=dtype, rngs=rngs)
+    blocks, x_ch = [], skips[0]
+    for i, c in enumerate(skips):
+      out = skips[i + 1] if i + 1 < len(skips) else c
+      blocks.append(
+        ResBlock(x_ch + c, out, upsampling=True, dtype=dtype, rngs=rngs)
+      )
+      x_ch = out
+    self.blocks = nnx.List(blocks)
+    self.out_conv = Conv2dBlock(
+      x_ch, 3, norm=False, activation="tanh", dtype=dtype, rngs=rngs
+    )
+
+  def __call__(self, states: list[jax.Array]) -> jax.Array:
+    """States in GRU order [(B,16,16,C), ...] -> image (B, S, S, 3)."""
+    x = self.in_block(states[0])
+    for block, s in zip(self.blocks, states[1:], strict=True):
+      x = block(jnp.concatenate([x, s.astype(x.dtype)], axis=-1))
+    return self.out_conv(x)
+
+
+class Generator(nnx.Module):
+  """II2V generator: image x0 + poke -> T frames of the object's reaction.
+
+  Attributes:
+    shape_enc: E_sigma. dynamics_enc: E_phi. fusion_block: ConvGRU F.
+    dec: decoder G.
+  """
+
+  def __init__(
+    self,
+    *,
+    resolution: int,
+    channels: int = 512,
+    poke_channels: int = 32,
+    min_channels: int = 32,
+    poke_in_channels: int = 2,
+    precompute_poke_input: bool = True,
+    dtype=jnp.float32,
+    rngs: nnx.Rngs,
+  ):
+    n = num_stages(resolution)
+    widths = shape_widths(resolution, channels, min_channels)
+    self.resolution = resolution
+    self.precompute_poke_input = precompute_poke_input
+    kw = dict(dtype=dtype, rngs=rngs)
+    self.shape_enc = ShapeEncoder(3, widths, channels, **kw)
+    self.dynamics_enc = PokeEncoder(
+      poke_in_channels,
+      poke_widths(resolution, channels, poke_channels),
+      channels,
+      **kw,
+    )
+    hidden = [channels] + widths[::-1]
+    # Levels in GRU order live at 16, 16, 32, 64, ...: up-sample from cell 2.
+    upsample = [False, False] + [True] * (n - 1)
+    self.fusion_block = ConvGRU(channels, hidden, upsample, **kw)
+    self.dec = Decoder(hidden, **kw)
+
+  def encode_shape(self, x_bhwc: jax.Array) -> list[jax.Array]:
+    """(B, S, S, 3) in [-1, 1] -> float32 states in GRU order [bn, ..., e0]."""
+    feats = self.shape_enc(x_bhwc)
+    return [f.astype(jnp.float32) for f in feats[::-1]]
+
+  def encode_poke(self, poke_bhw2: jax.Array) -> jax.Array:
+    """(B, S, S, 2) poke in pixel units -> delta (B, 16, 16, C) float32."""
+    return self.dynamics_enc(poke_bhw2).astype(jnp.float32)
+
+  def decode(self, states: list[jax.Array]) -> jax.Array:
+    """States in GRU order -> image (B, S, S, 3) float32 in [-1, 1]."""
+    return self.dec(states).astype(jnp.float32)
+
+  def autoencode(self, x_bhwc: jax.Array) -> tuple[jax.Array, list]:
+    """Static mode (len = 0): (x_hat (B,S,S,3), states in GRU order)."""
+    states = self.encode_shape(x_bhwc)
+    return self.decode(states), states
+
+  def rollout(
+    self, x0_bhwc: jax.Array, poke_bhw2: jax.Array, num_frames: int
+  ) -> tuple[jax.Array, list[jax.Array]]:
+    """Predicts frames 1..T from x0 and a poke.
+
+    Args:
+      x0_bhwc: (B, S, S, 3) start frame in [-1, 1].
+      poke_bhw2: (B, S, S, 2) poke map, pixel units at resolution S.
+      num_frames: T >= 1 (static).
+
+    Returns:
+      video_bthwc: (B, T, S, S, 3) float32 in [-1, 1]; states: per level in
+      GRU order, stacked over time, each (B, T, h, w, c) float32.
+    """
+    if not isinstance(num_frames, int) or num_frames < 1:
+      raise ValueError(f"num_frames must be an int >= 1, got {num_frames!r}")
+    states_t = self._recur(x0_bhwc, poke_bhw2, num_frames)
+    states = [jnp.swapaxes(s, 0, 1) for s in states_t]
+    b, t = states[0].shape[:2]
+    # One batched decode of all B*T states instead of T decodes in the scan.
+    frames = self.decode([s.reshape((b * t,) + s.shape[2:]) for s in states])
+    return frames.reshape((b, t) + frames.shape[1:]), states
+
+  def _recur(self, x0_bhwc, poke_bhw2, num_frames: int) -> list[jax.Array]:
+    """Runs the ConvGRU from E_sigma(x0); states each (T, B, h, w, c)."""
+    delta = self.encode_poke(poke_bhw2)
+    hs = self.encode_shape(x0_bhwc)
+    fusion = self.fusion_block
+    kerns = fusion.kernels()  # fused once, outside the scan
+    if self.precompute_poke_input:
+      xc0 = fusion.input_gates0(kerns, delta)
+      step = lambda h: fusion.step(kerns, h, xc0_bhw3k=xc0)
+    else:
+      step = lambda h: fusion.step(kerns, h, x_bhwc=delta)
+
+    def body(h, _):
+      h = step(h)
+      return h, h
+
+    _, states_t = jax.lax.scan(body, hs, None, length=num_frames)
+    return states_t
+
+
+def count_params(module: nnx.Module) -> int:
+  """Scalars in the nnx.Param leaves; works on `nnx.eval_shape` output."""
+  leaves = jax.tree.leaves(nnx.state(module, nnx.Param))
+  return sum(math.prod(x.shape) for x in leaves)
+
+
+def component_param_counts(gen: Generator) -> dict[str, int]:
+  """Parameter counts of shape_enc, dynamics_enc, fusion_block and dec."""
+  names = ("shape_enc", "dynamics_enc", "fusion_block", "dec")
+  return {name: count_params(getattr(gen, name)) for name in names}
