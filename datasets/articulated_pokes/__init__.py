@@ -1,0 +1,1 @@
+"""Synthetic articulated-pokes dataset (TFDS builder: `Builder`)."""
