@@ -179,7 +179,12 @@ class Generator(nnx.Module):
     return self.decode(states), states
 
   def rollout(
-    self, x0_bhwc: jax.Array, poke_bhw2: jax.Array, num_frames: int
+    self,
+    x0_bhwc: jax.Array,
+    poke_bhw2: jax.Array,
+    num_frames: int,
+    *,
+    unroll: bool = False,
   ) -> tuple[jax.Array, list[jax.Array]]:
     """Predicts frames 1..T from x0 and a poke.
 
@@ -187,6 +192,8 @@ class Generator(nnx.Module):
       x0_bhwc: (B, S, S, 3) start frame in [-1, 1].
       poke_bhw2: (B, S, S, 2) poke map, pixel units at resolution S.
       num_frames: T >= 1 (static).
+      unroll: unrolls the scan; XLA's cost analysis counts a rolled loop
+        body once, so FLOP counts need the unrolled program.
 
     Returns:
       video_bthwc: (B, T, S, S, 3) float32 in [-1, 1]; states: per level in
@@ -194,14 +201,14 @@ class Generator(nnx.Module):
     """
     if not isinstance(num_frames, int) or num_frames < 1:
       raise ValueError(f"num_frames must be an int >= 1, got {num_frames!r}")
-    states_t = self._recur(x0_bhwc, poke_bhw2, num_frames)
+    states_t = self._recur(x0_bhwc, poke_bhw2, num_frames, unroll)
     states = [jnp.swapaxes(s, 0, 1) for s in states_t]
     b, t = states[0].shape[:2]
     # One batched decode of all B*T states instead of T decodes in the scan.
     frames = self.decode([s.reshape((b * t,) + s.shape[2:]) for s in states])
     return frames.reshape((b, t) + frames.shape[1:]), states
 
-  def _recur(self, x0_bhwc, poke_bhw2, num_frames: int) -> list[jax.Array]:
+  def _recur(self, x0_bhwc, poke_bhw2, num_frames: int, unroll=False):
     """Runs the ConvGRU from E_sigma(x0); states each (T, B, h, w, c)."""
     delta = self.encode_poke(poke_bhw2)
     hs = self.encode_shape(x0_bhwc)
@@ -217,7 +224,9 @@ class Generator(nnx.Module):
       h = step(h)
       return h, h
 
-    _, states_t = jax.lax.scan(body, hs, None, length=num_frames)
+    _, states_t = jax.lax.scan(
+      body, hs, None, length=num_frames, unroll=bool(unroll)
+    )
     return states_t
 
 

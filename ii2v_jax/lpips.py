@@ -27,11 +27,15 @@ VGG_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 ALEX_TAPS = ("relu1", "relu2", "relu3", "relu4", "relu5")
 # torchvision alexnet().features: (out channels, kernel, stride, padding);
 # a 3x3 stride-2 max pool follows conv1 and conv2.
-_ALEX_CONVS = ((64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1),
-               (256, 3, 1, 1), (256, 3, 1, 1))
+_ALEX_CONVS = (
+  (64, 11, 4, 2),
+  (192, 5, 1, 2),
+  (384, 3, 1, 1),
+  (256, 3, 1, 1),
+  (256, 3, 1, 1),
+)
 
-_NET_ALIASES = {"vgg": "vgg", "vgg16": "vgg", "alex": "alex",
-                "alexnet": "alex"}
+_NET_ALIASES = {"vgg": "vgg", "vgg16": "vgg", "alex": "alex", "alexnet": "alex"}
 
 
 def _canonical_net(net: str) -> str:
@@ -101,8 +105,11 @@ def alexnet_features(params: dict, x_bhwc: jax.Array) -> dict[str, jax.Array]:
     if k in (2, 3):
       x = perceptual.max_pool(x, 3, 2)
     conv = params[f"conv{k}"]
-    x = jax.nn.relu(perceptual.conv2d(x, conv["kernel"], conv["bias"],
-                                      stride=stride, padding=padding))
+    x = jax.nn.relu(
+      perceptual.conv2d(
+        x, conv["kernel"], conv["bias"], stride=stride, padding=padding
+      )
+    )
     out[f"relu{k}"] = x
   return out
 
@@ -130,8 +137,9 @@ def lpips_distance(
   net = _canonical_net(net)
   taps = VGG_TAPS if net == "vgg" else ALEX_TAPS
   if set(params["heads"]) != set(taps):
-    raise ValueError(f"params are not LPIPS-{net} params (heads "
-                     f"{sorted(params['heads'])}).")
+    raise ValueError(
+      f"params are not LPIPS-{net} params (heads {sorted(params['heads'])})."
+    )
   batch = a_bhwc.shape[0]
   # One backbone pass over both images; no gradient is needed for a metric.
   x_bhwc = jnp.concatenate([a_bhwc, b_bhwc]).astype(jnp.float32)

@@ -36,7 +36,11 @@ VGG16_LAYERS = tuple(
   for i in range(1, size + 1)
 )
 DEFAULT_PERCEPTUAL_LAYERS = (
-  "relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2"
+  "relu1_2",
+  "relu2_2",
+  "relu3_2",
+  "relu4_2",
+  "relu5_2",
 )
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -68,8 +72,9 @@ def vgg16_params_from_raw(raw_backbone: dict) -> dict:
 
 def load_vgg16_params() -> dict:
   """Loads the frozen ImageNet VGG16 conv params (sha256-checked)."""
-  return vgg16_params_from_raw(weights.load_known_weights("lpips_vgg16")
-                               ["VGG16_0"])
+  return vgg16_params_from_raw(
+    weights.load_known_weights("lpips_vgg16")["VGG16_0"]
+  )
 
 
 def imagenet_normalize(x_bhwc: jax.Array) -> jax.Array:
@@ -79,20 +84,35 @@ def imagenet_normalize(x_bhwc: jax.Array) -> jax.Array:
   return ((x_bhwc + 1) / 2 - mean) / std
 
 
-def conv2d(x_bhwc: jax.Array, kernel_hwio: jax.Array, bias_o: jax.Array, *,
-           stride: int = 1, padding: int = 0) -> jax.Array:
+def conv2d(
+  x_bhwc: jax.Array,
+  kernel_hwio: jax.Array,
+  bias_o: jax.Array,
+  *,
+  stride: int = 1,
+  padding: int = 0,
+) -> jax.Array:
   """Cross-correlation as torch's Conv2d, NHWC/HWIO -> (B, H', W', O)."""
   y = jax.lax.conv_general_dilated(
-    x_bhwc, kernel_hwio, (stride, stride), [(padding, padding)] * 2,
-    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x_bhwc,
+    kernel_hwio,
+    (stride, stride),
+    [(padding, padding)] * 2,
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+  )
   return y + bias_o
 
 
 def max_pool(x_bhwc: jax.Array, window: int, stride: int) -> jax.Array:
   """Unpadded max pool, floor mode as torch: (B, H, W, C) -> (B, H', W', C)."""
   return jax.lax.reduce_window(
-    x_bhwc, -jnp.inf, jax.lax.max, (1, window, window, 1),
-    (1, stride, stride, 1), "VALID")
+    x_bhwc,
+    -jnp.inf,
+    jax.lax.max,
+    (1, window, window, 1),
+    (1, stride, stride, 1),
+    "VALID",
+  )
 
 
 def vgg16_features(
@@ -116,17 +136,22 @@ def vgg16_features(
   """
   unknown = set(layers) - set(VGG16_LAYERS)
   if unknown or not layers:
-    raise ValueError(f"Unknown VGG16 layers {sorted(unknown)} in {layers!r}; "
-                     f"choose from {VGG16_LAYERS}.")
+    raise ValueError(
+      f"Unknown VGG16 layers {sorted(unknown)} in {layers!r}; "
+      f"choose from {VGG16_LAYERS}."
+    )
   last = max(VGG16_LAYERS.index(name) for name in layers)
   x = x_bhwc.astype(dtype)
   out = {}
-  for name in VGG16_LAYERS[:last + 1]:
+  for name in VGG16_LAYERS[: last + 1]:
     if name.endswith("_1") and name != "relu1_1":
       x = max_pool(x, 2, 2)
     conv = params[name.replace("relu", "conv")]
-    x = jax.nn.relu(conv2d(x, conv["kernel"].astype(dtype),
-                           conv["bias"].astype(dtype), padding=1))
+    x = jax.nn.relu(
+      conv2d(
+        x, conv["kernel"].astype(dtype), conv["bias"].astype(dtype), padding=1
+      )
+    )
     if name in layers:
       out[name] = x
   return out
@@ -172,8 +197,9 @@ def perceptual_loss_per_example(
     # over the pred half only.
     target_feats = vgg16_features(params, target_n, layers=layers, dtype=dtype)
     pred_feats = vgg16_features(params, pred_n, layers=layers, dtype=dtype)
-    terms += [_mean_abs_diff(target_feats[name], pred_feats[name])
-              for name in layers]
+    terms += [
+      _mean_abs_diff(target_feats[name], pred_feats[name]) for name in layers
+    ]
   return sum(terms[1:], terms[0])
 
 
@@ -191,6 +217,13 @@ def perceptual_loss(
   Equals the reference's global means because every example has the same
   number of elements per term. Arguments as `perceptual_loss_per_example`.
   """
-  return jnp.mean(perceptual_loss_per_example(
-    params, target_bhwc, pred_bhwc, layers=layers,
-    include_pixel_term=include_pixel_term, dtype=dtype))
+  return jnp.mean(
+    perceptual_loss_per_example(
+      params,
+      target_bhwc,
+      pred_bhwc,
+      layers=layers,
+      include_pixel_term=include_pixel_term,
+      dtype=dtype,
+    )
+  )

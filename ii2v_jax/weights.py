@@ -77,9 +77,7 @@ for _mod in ("numpy.core", "numpy._core"):
     np_multiarray._reconstruct
   )
   _ALLOWED_GLOBALS[(f"{_mod}.multiarray", "scalar")] = np_multiarray.scalar
-  _ALLOWED_GLOBALS[(f"{_mod}.numeric", "_frombuffer")] = (
-    np_numeric._frombuffer
-  )
+  _ALLOWED_GLOBALS[(f"{_mod}.numeric", "_frombuffer")] = np_numeric._frombuffer
 for _mod in ("builtins", "__builtin__"):  # Python 2 name in protocols 0-2.
   for _name in ("dict", "list", "tuple", "set", "frozenset", "bytearray"):
     _ALLOWED_GLOBALS[(_mod, _name)] = getattr(builtins, _name)
@@ -156,11 +154,17 @@ def load_restricted_pickle(
     tree = _RestrictedUnpickler(io.BytesIO(data), path).load()
   except WeightFileError:
     raise
-  except (EOFError, pickle.UnpicklingError, ValueError, TypeError,
-          IndexError, KeyError, AttributeError) as e:
+  except (
+    EOFError,
+    pickle.UnpicklingError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    AttributeError,
+  ) as e:
     raise WeightFileError(
-      f"Weight file {path} is truncated or corrupt "
-      f"({type(e).__name__}: {e})."
+      f"Weight file {path} is truncated or corrupt ({type(e).__name__}: {e})."
     ) from e
   if not isinstance(tree, dict):
     raise WeightFileError(

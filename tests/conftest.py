@@ -1,8 +1,48 @@
 """Test setup: 8 fake CPU devices, set before jax is imported anywhere."""
+
 import os
 
 os.environ["XLA_FLAGS"] = (
-  os.environ.get("XLA_FLAGS", "")
-  + " --xla_force_host_platform_device_count=8"
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 )
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+TINY_TRAIN, TINY_TEST = 16, 8
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+  """A real (small) articulated-pokes build: (data_dir, dataset name)."""
+  from datasets.articulated_pokes import build
+
+  data_dir = tmp_path_factory.mktemp("data")
+  builder = build.build(
+    str(data_dir), 64, num_train=TINY_TRAIN, num_test=TINY_TEST
+  )
+  name = f"{builder.info.name}/{builder.builder_config.name}"
+  return str(data_dir), name
+
+
+@pytest.fixture
+def tiny_config(tiny_data):
+  from configs import tiny
+
+  c = tiny.get_config()
+  c.data.data_dir, c.data.name = tiny_data
+  return c
+
+
+@pytest.fixture(scope="session")
+def tiny_workdir(tiny_data, tmp_path_factory):
+  """A workdir holding a briefly trained tiny model."""
+  from configs import tiny
+  from ii2v_jax import train
+
+  c = tiny.get_config()
+  c.data.data_dir, c.data.name = tiny_data
+  c.train.num_steps = 2
+  workdir = tmp_path_factory.mktemp("run")
+  train.train_and_evaluate(c, str(workdir))
+  return str(workdir)

@@ -329,3 +329,21 @@ def test_bf16_compute_keeps_float32_params_and_output(inputs64, rollout64):
   assert all(s.dtype == jnp.float32 for s in states)
   err = _max_diff(video, rollout64[0])
   assert 0 < err < 0.1, err
+
+
+def test_subpixel_up_conv_equals_flax_conv_transpose():
+  rngs = nnx.Rngs(3)
+  ref = nnx.ConvTranspose(
+    5,
+    7,
+    (3, 3),
+    strides=(2, 2),
+    padding=layers.PAD_UP,
+    transpose_kernel=True,
+    rngs=rngs,
+  )
+  ref.bias.value = jax.random.normal(jax.random.key(1), (7,))
+  up = layers.make_conv_up(5, 7, dtype=jnp.float32, rngs=rngs)
+  up.kernel.value, up.bias.value = ref.kernel.value, ref.bias.value
+  x = jax.random.normal(jax.random.key(2), (2, 6, 6, 5))
+  np.testing.assert_allclose(up(x), ref(x), atol=1e-5)

@@ -58,7 +58,8 @@ def test_identical_images_give_zero(net):
 def test_symmetric(net):
   a, b = _dead_leaves(1), _blur(_dead_leaves(1), 1.5)
   np.testing.assert_allclose(
-    _distance(net, a, b), _distance(net, b, a), rtol=1e-5)
+    _distance(net, a, b), _distance(net, b, a), rtol=1e-5
+  )
 
 
 @pytest.mark.parametrize("net", NETS)
@@ -84,12 +85,14 @@ def test_batch_matches_single_pairs():
   batched = _distance_fn("vgg")(_params("vgg"), a, b)
   assert batched.shape == (2,)
   for i in range(2):
-    np.testing.assert_allclose(batched[i], _distance("vgg", a[i], b[i]),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+      batched[i], _distance("vgg", a[i], b[i]), rtol=1e-5
+    )
 
 
-@pytest.mark.parametrize("net, taps", [("vgg", lpips.VGG_TAPS),
-                                       ("alex", lpips.ALEX_TAPS)])
+@pytest.mark.parametrize(
+  "net, taps", [("vgg", lpips.VGG_TAPS), ("alex", lpips.ALEX_TAPS)]
+)
 def test_heads_are_non_negative_per_tap(net, taps):
   heads = _params(net)["heads"]
   assert tuple(heads) == taps
@@ -102,14 +105,19 @@ def test_alexnet_tap_shapes_follow_torchvision():
   x = jnp.zeros((1, SIZE, SIZE, 3))
   feats = lpips.alexnet_features(_params("alex")["backbone"], x)
   shapes = {k: v.shape[1:] for k, v in feats.items()}
-  assert shapes == {"relu1": (15, 15, 64), "relu2": (7, 7, 192),
-                    "relu3": (3, 3, 384), "relu4": (3, 3, 256),
-                    "relu5": (3, 3, 256)}
+  assert shapes == {
+    "relu1": (15, 15, 64),
+    "relu2": (7, 7, 192),
+    "relu3": (3, 3, 384),
+    "relu4": (3, 3, 256),
+    "relu5": (3, 3, 256),
+  }
 
 
 def test_net_names_and_mismatch():
   assert lpips.load_lpips_params("alexnet")["heads"].keys() == set(
-    lpips.ALEX_TAPS)
+    lpips.ALEX_TAPS
+  )
   with pytest.raises(ValueError, match="Unknown LPIPS net"):
     lpips.load_lpips_params("squeeze")
   image = jnp.zeros((1, SIZE, SIZE, 3))

@@ -53,8 +53,9 @@ def _vgg_path():
 )
 def test_rejects_code_execution_without_running_it(tmp_path, fn, forbidden):
   marker = tmp_path / "pwned"
-  payload = (f"touch {marker}" if fn is os.system
-             else f"open({str(marker)!r}, 'w')")
+  payload = (
+    f"touch {marker}" if fn is os.system else f"open({str(marker)!r}, 'w')"
+  )
   path = tmp_path / "evil.ckpt"
   path.write_bytes(pickle.dumps({"w": _Reduce(fn, payload)}))
   with pytest.raises(WeightFileError, match="forbidden global") as info:
@@ -65,9 +66,14 @@ def test_rejects_code_execution_without_running_it(tmp_path, fn, forbidden):
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_accepts_numpy_pickles_of_every_protocol(tmp_path, protocol):
-  tree = {"a": {"k": np.arange(6, dtype=np.float32).reshape(2, 3)},
-          "f": np.asfortranarray(np.ones((2, 3))), "s": np.float32(1.5),
-          "l": [1, (2, 3)], "set": {4}, "b": np.array([True])}
+  tree = {
+    "a": {"k": np.arange(6, dtype=np.float32).reshape(2, 3)},
+    "f": np.asfortranarray(np.ones((2, 3))),
+    "s": np.float32(1.5),
+    "l": [1, (2, 3)],
+    "set": {4},
+    "b": np.array([True]),
+  }
   path = tmp_path / f"ok{protocol}.ckpt"
   path.write_bytes(pickle.dumps(tree, protocol=protocol))
   loaded = weights.load_restricted_pickle(path)
@@ -141,11 +147,18 @@ def test_vgg_kernels_are_torchvision_hwio(vgg_params):
   assert kernel.shape == (3, 3, 3, 64)
   np.testing.assert_allclose(
     kernel[:, :, 0, 0],
-    [[-0.5537, 0.1427, 0.5290], [-0.5831, 0.3566, 0.7657],
-     [-0.6902, -0.0480, 0.4841]], atol=1e-4)
+    [
+      [-0.5537, 0.1427, 0.5290],
+      [-0.5831, 0.3566, 0.7657],
+      [-0.6902, -0.0480, 0.4841],
+    ],
+    atol=1e-4,
+  )
   np.testing.assert_allclose(
-    vgg_params["conv1_1"]["bias"][:4], [0.4034, 0.3778, 0.4644, -0.3228],
-    atol=1e-4)
+    vgg_params["conv1_1"]["bias"][:4],
+    [0.4034, 0.3778, 0.4644, -0.3228],
+    atol=1e-4,
+  )
   assert vgg_params["conv5_3"]["kernel"].shape == (3, 3, 512, 512)
 
 
@@ -155,11 +168,11 @@ def test_vgg_kernels_are_torchvision_hwio(vgg_params):
 def test_truncated_features_equal_full_pass(vgg_params):
   x = perceptual.imagenet_normalize(_smooth_images(0, batch=1))
   full = perceptual.vgg16_features(
-    vgg_params, x, layers=perceptual.VGG16_LAYERS)
+    vgg_params, x, layers=perceptual.VGG16_LAYERS
+  )
   assert set(full) == set(perceptual.VGG16_LAYERS)
   assert full["relu5_3"].shape == (1, SIZE // 16, SIZE // 16, 512)
-  part = perceptual.vgg16_features(
-    vgg_params, x, layers=("relu3_2", "relu2_1"))
+  part = perceptual.vgg16_features(vgg_params, x, layers=("relu3_2", "relu2_1"))
   assert set(part) == {"relu3_2", "relu2_1"}
   for name, value in part.items():
     np.testing.assert_allclose(value, full[name], rtol=1e-5, atol=1e-5)
@@ -167,8 +180,9 @@ def test_truncated_features_equal_full_pass(vgg_params):
 
 def test_features_stop_at_deepest_requested_layer(vgg_params):
   x = jnp.zeros((1, SIZE, SIZE, 3))
-  jaxpr = jax.make_jaxpr(lambda p, x: perceptual.vgg16_features(
-    p, x, layers=("relu2_1", "relu1_1")))(vgg_params, x)
+  jaxpr = jax.make_jaxpr(
+    lambda p, x: perceptual.vgg16_features(p, x, layers=("relu2_1", "relu1_1"))
+  )(vgg_params, x)
   convs = [e for e in jaxpr.eqns if e.primitive.name == "conv_general_dilated"]
   assert len(convs) == 3
 
@@ -176,7 +190,8 @@ def test_features_stop_at_deepest_requested_layer(vgg_params):
 def test_unknown_layer_is_rejected(vgg_params):
   with pytest.raises(ValueError, match="relu6_1"):
     perceptual.vgg16_features(
-      vgg_params, jnp.zeros((1, SIZE, SIZE, 3)), layers=("relu6_1",))
+      vgg_params, jnp.zeros((1, SIZE, SIZE, 3)), layers=("relu6_1",)
+    )
 
 
 # --- perceptual.py: loss ----------------------------------------------------
@@ -187,8 +202,10 @@ def test_loss_is_zero_for_identical_and_grows_with_noise(vgg_params):
   loss_fn = jax.jit(perceptual.perceptual_loss)
   assert float(loss_fn(vgg_params, target, target)) == 0.0
   noise = jax.random.normal(jax.random.key(0), target.shape)
-  losses = [float(loss_fn(vgg_params, target, target + s * noise))
-            for s in (0.02, 0.1, 0.3, 0.8)]
+  losses = [
+    float(loss_fn(vgg_params, target, target + s * noise))
+    for s in (0.02, 0.1, 0.3, 0.8)
+  ]
   assert losses[0] > 0
   assert all(a < b for a, b in zip(losses, losses[1:])), losses
 
@@ -196,13 +213,15 @@ def test_loss_is_zero_for_identical_and_grows_with_noise(vgg_params):
 def test_pixel_term_is_normalised_l1(vgg_params):
   target, pred = _smooth_images(2), _smooth_images(3)
   pixel = perceptual.perceptual_loss(
-    vgg_params, target, pred, layers=(), include_pixel_term=True)
+    vgg_params, target, pred, layers=(), include_pixel_term=True
+  )
   std = np.array([0.229, 0.224, 0.225])
   expected = np.mean(np.abs(np.asarray(target) - np.asarray(pred)) / 2 / std)
   np.testing.assert_allclose(pixel, expected, rtol=1e-5)
   with_pixel = perceptual.perceptual_loss(vgg_params, target, pred)
   without = perceptual.perceptual_loss(
-    vgg_params, target, pred, include_pixel_term=False)
+    vgg_params, target, pred, include_pixel_term=False
+  )
   np.testing.assert_allclose(with_pixel - without, expected, rtol=1e-4)
 
 
@@ -211,18 +230,23 @@ def test_per_example_loss_and_its_mean(vgg_params):
   per_b = perceptual.perceptual_loss_per_example(vgg_params, target, pred)
   assert per_b.shape == (3,)
   single = perceptual.perceptual_loss_per_example(
-    vgg_params, target[1:2], pred[1:2])
+    vgg_params, target[1:2], pred[1:2]
+  )
   np.testing.assert_allclose(per_b[1], single[0], rtol=1e-5)
   np.testing.assert_allclose(
-    perceptual.perceptual_loss(vgg_params, target, pred), per_b.mean(),
-    rtol=1e-6)
+    perceptual.perceptual_loss(vgg_params, target, pred),
+    per_b.mean(),
+    rtol=1e-6,
+  )
 
 
 def test_gradient_wrt_pred_is_finite_and_target_gets_none(vgg_params):
   target, pred = _smooth_images(6), _smooth_images(7)
-  grad_fn = jax.jit(jax.grad(
-    lambda t, p: perceptual.perceptual_loss(vgg_params, t, p),
-    argnums=(0, 1)))
+  grad_fn = jax.jit(
+    jax.grad(
+      lambda t, p: perceptual.perceptual_loss(vgg_params, t, p), argnums=(0, 1)
+    )
+  )
   grad_t, grad_p = grad_fn(target, pred)
   assert grad_p.shape == pred.shape
   assert bool(jnp.all(jnp.isfinite(grad_p))) and float(jnp.abs(grad_p).max())
@@ -233,7 +257,8 @@ def test_bfloat16_compute_is_close(vgg_params):
   target, pred = _smooth_images(8), _smooth_images(9)
   f32 = perceptual.perceptual_loss(vgg_params, target, pred)
   bf16 = perceptual.perceptual_loss(
-    vgg_params, target, pred, dtype=jnp.bfloat16)
+    vgg_params, target, pred, dtype=jnp.bfloat16
+  )
   assert bf16.dtype == jnp.float32
   np.testing.assert_allclose(bf16, f32, rtol=0.05)
 

@@ -1,0 +1,189 @@
+"""Benchmarks: sampling latency, one train step, input pipeline, matmul peak.
+
+  python -m ii2v_jax.bench [--data_dir data] [--out bench_results]
+      [--repeats 5] [--only sample_64,sample_128,train_step,input,matmul]
+
+Prints a Markdown table and writes `<out>/bench.json`. Each timed program
+reports XLA's FLOP count and the achieved FLOP/s beside the machine's
+measured fp32 matmul throughput.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import default
+from ii2v_jax import data, optim, perceptual, sharding, state, train
+
+ALL = ("matmul", "sample_64", "sample_128", "train_step", "input")
+
+
+def timed(fn, *args, repeats: int) -> float:
+  """Median seconds of `fn(*args)` after one warm-up call."""
+  jax.block_until_ready(fn(*args))
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+  return float(np.median(times))
+
+
+def flops_of(jitted, *args) -> float:
+  cost = jitted.lower(*args).compile().cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan")))
+
+
+def bench_matmul(repeats: int, n: int = 2048) -> dict:
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  sec = timed(f, a, repeats=repeats)
+  return {"seconds": sec, "flops": 2.0 * n**3, "what": f"fp32 {n}x{n} matmul"}
+
+
+def reference_config(resolution: int, batch: int):
+  c = default.get_config()
+  c.data.resolution = resolution
+  c.train.batch_size = batch
+  c.mesh.data = 1
+  return c
+
+
+def bench_sample(resolution: int, repeats: int) -> dict:
+  c = reference_config(resolution, 1)
+  graphdef, params = state.split_generator(state.build_generator(c))
+  from ii2v_jax import inference
+
+  roll = inference.make_rollout_fn(graphdef, 10)
+  unrolled = inference.make_rollout_fn(graphdef, 10, unroll=True)
+  x0 = jnp.zeros((1, resolution, resolution, 3))
+  pk = jnp.zeros((1, resolution, resolution, 2))
+  return {
+    "seconds": timed(roll, params, x0, pk, repeats=repeats),
+    "flops": flops_of(unrolled, params, x0, pk),
+    "what": f"rollout 10 frames, batch 1, {resolution}x{resolution}",
+  }
+
+
+def bench_train_step(repeats: int, batch: int = 4) -> dict:
+  c = reference_config(64, batch)
+  mesh = sharding.make_mesh(1)
+  optimizers, schedules = optim.make_optimizers(c.optim, 1000)
+  graphdef, params = state.split_generator(state.build_generator(c))
+  st = state.init_state(params, optimizers)
+  step = train.compile_step(c, mesh, optimizers, schedules, graphdef)
+  vgg = perceptual.load_vgg16_params()
+  rng = np.random.default_rng(0)
+  b = {
+    "video": rng.integers(0, 255, (batch, 11, 64, 64, 3), dtype=np.uint8),
+    "poke": rng.normal(size=(batch, 64, 64, 2)).astype(np.float32),
+  }
+  flops = flops_of(step, st, b, vgg)
+  holder = {"st": st}
+
+  def run():
+    holder["st"], m = step(holder["st"], b, vgg)
+    return m["loss_dyn"]
+
+  return {
+    "seconds": timed(run, repeats=repeats),
+    "flops": flops,
+    "what": f"train step (AE + dynamics, VGG16 loss), batch {batch}, 64x64",
+  }
+
+
+def bench_input(data_dir: str, batches: int = 20) -> dict:
+  c = default.get_config()
+  c.data.data_dir = data_dir
+  c.data.name = "articulated_pokes/64"
+  it, _ = data.train_iterator(c.data, local_batch=8, seed=0)
+  next(it)
+  t0 = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  sec = (time.perf_counter() - t0) / batches
+  return {
+    "seconds": sec,
+    "flops": None,
+    "clips_per_second": 8 / sec,
+    "what": "input pipeline (augment + poke), batch 8, 64x64, 1 process",
+  }
+
+
+def machine() -> dict:
+  return {
+    "platform": jax.devices()[0].platform,
+    "device": str(jax.devices()[0].device_kind),
+    "cpu": platform.processor() or platform.machine(),
+    "cpu_count": os.cpu_count(),
+    "jax": jax.__version__,
+  }
+
+
+def table(results: dict, peak: float | None) -> str:
+  rows = [
+    "| benchmark | time | GFLOP | achieved GFLOP/s | of fp32 matmul |",
+    "|---|---|---|---|---|",
+  ]
+  for name, r in results.items():
+    fl = r.get("flops")
+    rate = fl / r["seconds"] if fl else None
+    rows.append(
+      f"| {r['what']} | {r['seconds'] * 1e3:,.1f} ms | "
+      f"{'' if fl is None else f'{fl / 1e9:,.1f}'} | "
+      f"{'' if rate is None else f'{rate / 1e9:,.1f}'} | "
+      f"{'' if rate is None or not peak else f'{100 * rate / peak:.0f} %'} |"
+    )
+    if "clips_per_second" in r:
+      rows[-1] = rows[-1].replace(
+        f"{r['seconds'] * 1e3:,.1f} ms", f"{r['clips_per_second']:,.1f} clips/s"
+      )
+  return "\n".join(rows)
+
+
+def main(argv=None) -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--data_dir", default="data")
+  p.add_argument("--out", default="bench_results")
+  p.add_argument("--repeats", type=int, default=5)
+  p.add_argument("--only", default=",".join(ALL))
+  args = p.parse_args(argv)
+  results = {}
+  for name in args.only.split(","):
+    print(f"running {name} ...", flush=True)
+    if name == "matmul":
+      results[name] = bench_matmul(args.repeats)
+    elif name.startswith("sample_"):
+      results[name] = bench_sample(int(name.split("_")[1]), args.repeats)
+    elif name == "train_step":
+      results[name] = bench_train_step(args.repeats)
+    elif name == "input":
+      results[name] = bench_input(args.data_dir)
+    else:
+      raise SystemExit(f"unknown benchmark {name!r}; choose from {ALL}")
+  peak = None
+  if "matmul" in results:
+    peak = results["matmul"]["flops"] / results["matmul"]["seconds"]
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  report = {
+    "machine": machine(),
+    "results": results,
+    "fp32_matmul_flops_per_second": peak,
+  }
+  (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+  print(json.dumps(report["machine"]))
+  print(table(results, peak))
+  print(f"wrote {out / 'bench.json'}")
+
+
+if __name__ == "__main__":
+  main()

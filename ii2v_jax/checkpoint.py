@@ -1,0 +1,90 @@
+"""orbax checkpoints: train state + data-iterator state + config.
+
+Saves are atomic (orbax writes a temporary folder and renames it), so an
+interrupted save never leaves a half checkpoint that a restart would load.
+"""
+
+import json
+import pathlib
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+  """No usable checkpoint where one is required."""
+
+
+def manager(workdir, *, max_to_keep: int = 10) -> ocp.CheckpointManager:
+  path = pathlib.Path(workdir).absolute() / "checkpoints"
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+  return ocp.CheckpointManager(
+    path, options=options, item_names=("state", "data")
+  )
+
+
+def save(mngr, step: int, state: dict, data_state: dict) -> None:
+  mngr.save(
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state),
+      data=ocp.args.JsonSave(data_state),
+    ),
+  )
+
+
+def restore_latest(mngr, abstract_state: dict):
+  """(state, data_state) of the newest checkpoint, or None for a new run."""
+  step = mngr.latest_step()
+  if step is None:
+    return None
+  out = mngr.restore(
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(abstract_state),
+      data=ocp.args.JsonRestore(),
+    ),
+  )
+  return out["state"], out["data"]
+
+
+def restore_params(workdir, abstract_params: dict, *, step: int | None = None):
+  """Generator params alone (for sampling and evaluation); (params, step)."""
+  path = pathlib.Path(workdir).absolute() / "checkpoints"
+  if not path.is_dir():
+    raise CheckpointError(f"no checkpoints in {workdir}")
+  mngr = ocp.CheckpointManager(path, item_names=("state", "data"))
+  step = mngr.latest_step() if step is None else step
+  if step is None:
+    raise CheckpointError(f"no checkpoints in {workdir}")
+  abstract = {"params": abstract_params}
+  restored = mngr.restore(
+    step,
+    args=ocp.args.Composite(
+      state=ocp.args.PyTreeRestore(
+        item=abstract,
+        restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(), abstract),
+        partial_restore=True,
+      )
+    ),
+  )
+  return restored["state"]["params"], step
+
+
+def write_config(workdir, config) -> None:
+  """Stores the resolved config beside the checkpoints (host 0)."""
+  path = pathlib.Path(workdir) / "config.json"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(".json.tmp")
+  tmp.write_text(config.to_json_best_effort(indent=2))
+  tmp.replace(path)
+
+
+def read_config(workdir):
+  """The config a workdir was trained with, as a ConfigDict."""
+  import ml_collections
+
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.exists():
+    raise CheckpointError(f"{workdir} holds no config.json")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))

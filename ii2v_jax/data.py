@@ -1,0 +1,170 @@
+"""Input pipeline: grain over a prepared TFDS dataset (no TensorFlow).
+
+A dataset is read from `<data_dir>/<name>/<version>` with
+`tfds.builder_from_directory`, so training needs no builder code, only the
+shared feature spec (`video`, `flow`, `fg_mask`, ...). Each example becomes
+`{"video": uint8 (T+1,S,S,3), "poke": float32 (S,S,2)}` plus, for
+evaluation, the poke location and vector.
+"""
+
+import dataclasses
+import pathlib
+
+import grain
+import jax
+import numpy as np
+import tensorflow_datasets as tfds
+
+from ii2v_jax import augment, poke
+
+
+class DataError(RuntimeError):
+  """A dataset is missing or does not match the config."""
+
+
+def dataset_dir(data_dir: str, name: str) -> pathlib.Path:
+  """Newest prepared version folder of `name` ('builder/config')."""
+  root = pathlib.Path(data_dir) / name
+  versions = sorted(
+    (p for p in root.glob("*.*.*") if (p / "dataset_info.json").exists()),
+    key=lambda p: tuple(int(v) for v in p.name.split(".")),
+  )
+  if not versions:
+    raise DataError(
+      f"no prepared dataset '{name}' under {data_dir}; build it first "
+      "(for the synthetic set: make data)"
+    )
+  return versions[-1]
+
+
+def open_split(data_dir: str, name: str, split: str):
+  """Random-access source of one split of a prepared dataset."""
+  builder = tfds.builder_from_directory(str(dataset_dir(data_dir, name)))
+  sources = builder.as_data_source()
+  if split not in sources:
+    raise DataError(f"dataset '{name}' has no split '{split}'")
+  return sources[split]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipTransform:
+  """Turns a stored example into a training or evaluation example."""
+
+  poke_size: int = 3
+  filter_flow: bool = False
+  augment: bool = False
+  p_color: float = 0.8
+  p_geom: float = 0.8
+  rotate_flow_vectors: bool = False
+  symmetric_hue: bool = False
+
+  def __call__(self, example: dict, rng: np.random.Generator) -> dict:
+    video, flow = example["video"], example["flow"]
+    mask = example.get("fg_mask")
+    if self.augment:
+      video, flow, mask = augment.augment_clip(
+        video,
+        flow,
+        rng,
+        p_color=self.p_color,
+        p_geom=self.p_geom,
+        rotate_flow_vectors=self.rotate_flow_vectors,
+        symmetric_hue=self.symmetric_hue,
+        fg_mask_hw=mask,
+      )
+    picked = poke.sample_poke(
+      flow,
+      rng,
+      poke_size=self.poke_size,
+      fg_mask_hw=mask if self.filter_flow else None,
+    )
+    size = video.shape[1]
+    if picked is None:  # Motionless flow: a zero poke (static target).
+      picked = (
+        np.zeros((size, size, 2), np.float32),
+        (size // 2,) * 2 + (0, 0),
+      )
+    poke_map, (row, col, u, v) = picked
+    return {
+      "video": np.ascontiguousarray(video, np.uint8),
+      "poke": poke_map.astype(np.float32),
+      "poke_rc": np.asarray([row, col], np.int32),
+      "poke_uv": np.asarray([u, v], np.float32),
+    }
+
+
+def transform_from_config(data_cfg, *, train: bool) -> ClipTransform:
+  return ClipTransform(
+    poke_size=data_cfg.poke_size,
+    filter_flow=data_cfg.filter_flow,
+    augment=train and data_cfg.augment,
+    p_color=data_cfg.p_color,
+    p_geom=data_cfg.p_geom,
+    rotate_flow_vectors=data_cfg.rotate_flow_vectors,
+    symmetric_hue=data_cfg.symmetric_hue,
+  )
+
+
+def check_source(source, data_cfg) -> None:
+  """Fails early when stored clips do not match the config."""
+  video = source[0]["video"]
+  want = (data_cfg.num_frames + 1, data_cfg.resolution, data_cfg.resolution, 3)
+  if video.shape != want:
+    raise DataError(
+      f"stored clips have shape {video.shape}, config expects {want} "
+      "(data.num_frames + 1, data.resolution, data.resolution, 3)"
+    )
+
+
+def train_iterator(data_cfg, *, local_batch: int, seed: int):
+  """Endless, shuffled, augmented, checkpointable batch iterator.
+
+  Returns the grain iterator (it has `get_state`/`set_state`) and the
+  number of clips in the split.
+  """
+  source = open_split(data_cfg.data_dir, data_cfg.name, data_cfg.train_split)
+  check_source(source, data_cfg)
+  if len(source) < local_batch:
+    raise DataError(
+      f"train split has {len(source)} clips, fewer than a batch ({local_batch})"
+    )
+  ds = grain.MapDataset.source(source)
+  ds = ds[jax.process_index() :: jax.process_count()]
+  ds = ds.shuffle(seed=seed).repeat(reseed_each_epoch=True)
+  ds = ds.random_map(transform_from_config(data_cfg, train=True), seed=seed)
+  ds = ds.batch(local_batch, drop_remainder=True)
+  read = grain.ReadOptions(
+    num_threads=data_cfg.num_threads, prefetch_buffer_size=data_cfg.prefetch
+  )
+  it_ds = ds.to_iter_dataset(read)
+  if data_cfg.num_workers > 0:
+    it_ds = it_ds.mp_prefetch(
+      grain.MultiprocessingOptions(num_workers=data_cfg.num_workers)
+    )
+  return iter(it_ds), len(source)
+
+
+def eval_examples(data_cfg, *, num_clips: int, seed: int, split=None):
+  """A fixed, seeded list of test-clip indices and their transform.
+
+  Clip selection and each clip's poke depend only on `seed` and the clip
+  index, so every run (and every device count) evaluates the same pokes.
+  """
+  split = split or data_cfg.test_split
+  source = open_split(data_cfg.data_dir, data_cfg.name, split)
+  check_source(source, data_cfg)
+  n = min(num_clips, len(source))
+  order = np.random.default_rng(seed).permutation(len(source))[:n]
+  transform = transform_from_config(data_cfg, train=False)
+
+  def load(i: int) -> dict:
+    rng = np.random.default_rng([seed, int(order[i])])
+    out = transform(source[int(order[i])], rng)
+    out["clip_index"] = np.int32(order[i])
+    return out
+
+  return n, load
+
+
+def stack(examples: list[dict]) -> dict:
+  return {k: np.stack([e[k] for e in examples]) for k in examples[0]}

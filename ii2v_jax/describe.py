@@ -1,0 +1,59 @@
+"""`launch.py --mode=describe`: config, parameter counts, step cost.
+
+The last line printed is `total_params: N` (the generator's parameters).
+"""
+
+import jax
+import numpy as np
+
+from ii2v_jax import optim, perceptual, sharding, state, train
+
+
+def step_cost(config, graphdef, abstract_state, optimizers, schedules):
+  """(FLOPs, memory analysis) of one compiled train step, nothing run."""
+  mesh = sharding.make_mesh(config.mesh.data)
+  step_fn = train.compile_step(config, mesh, optimizers, schedules, graphdef)
+  b, t, s = (
+    config.train.batch_size,
+    config.data.num_frames,
+    config.data.resolution,
+  )
+  batch = {
+    "video": jax.ShapeDtypeStruct((b, t + 1, s, s, 3), np.uint8),
+    "poke": jax.ShapeDtypeStruct((b, s, s, 2), np.float32),
+  }
+  vgg = jax.eval_shape(perceptual.load_vgg16_params)
+  compiled = step_fn.lower(abstract_state, batch, vgg).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))), compiled.memory_analysis()
+
+
+def _gib(n: float) -> str:
+  return f"{n / 2**30:.2f} GiB"
+
+
+def describe(config, *, compile_step: bool = True) -> int:
+  """Prints the description; returns the generator's parameter count."""
+  print(config)
+  optimizers, schedules = optim.make_optimizers(config.optim, 1)
+  graphdef, abstract = state.abstract_state(config, optimizers)
+  print("parameters:")
+  for name, sub in abstract["params"].items():
+    print(f"  generator.{name:<14} {state.count_params(sub):>12,}")
+  total = state.count_params(abstract["params"])
+  print(f"  generator total      {total:>12,}")
+  if compile_step:
+    flops, mem = step_cost(config, graphdef, abstract, optimizers, schedules)
+    print(
+      f"train step (batch {config.train.batch_size}, "
+      f"{jax.devices()[0].platform}): {flops / 1e9:,.1f} GFLOP"
+    )
+    if mem is not None:
+      print(
+        f"  memory: arguments {_gib(mem.argument_size_in_bytes)}, "
+        f"outputs {_gib(mem.output_size_in_bytes)}, "
+        f"temporaries {_gib(mem.temp_size_in_bytes)}"
+      )
+  print(f"total_params: {total}")
+  return total

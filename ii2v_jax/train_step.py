@@ -1,0 +1,150 @@
+"""One II2V training iteration as a pure function (REFERENCE.md §7.1).
+
+1. AE step on {E_sigma, G}: perceptual(x_0, G(E_sigma(x_0))).
+2. Rollout with the updated E_sigma and G.
+3. Dynamics step on {E_phi, F, G}: 5 * L_rec + 0.1 * L_lat, where the
+   latent targets E_sigma(x_n) carry no gradient (E_sigma learns only from
+   the AE loss).
+
+The adversarial terms of the full recipe join the dynamics loss here.
+"""
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from ii2v_jax import optim, perceptual
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSettings:
+  """Static settings of the step (hashable, so jit can close over them)."""
+
+  num_frames: int
+  perceptual_layers: tuple[str, ...]
+  perceptual_pixel_term: bool = True
+  ae_weight: float = 1.0
+  vgg_dyn_weight: float = 5.0
+  latent_dynamics_weight: float = 0.1
+  target_weight: float = 1.0
+
+
+def settings_from_config(config) -> StepSettings:
+  return StepSettings(
+    num_frames=config.data.num_frames,
+    perceptual_layers=tuple(config.loss.perceptual_layers),
+    perceptual_pixel_term=config.loss.perceptual_pixel_term,
+    ae_weight=config.loss.ae_weight,
+    vgg_dyn_weight=config.loss.vgg_dyn_weight,
+    latent_dynamics_weight=config.loss.latent_dynamics_weight,
+    target_weight=config.loss.target_weight,
+  )
+
+
+def to_unit_range(video_uint8: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return video_uint8.astype(jnp.float32) / 127.5 - 1.0
+
+
+def _vgg(vgg_params, s: StepSettings, target, pred):
+  return perceptual.perceptual_loss_per_example(
+    vgg_params,
+    target,
+    pred,
+    layers=s.perceptual_layers,
+    include_pixel_term=s.perceptual_pixel_term,
+  )
+
+
+def ae_loss(ae_params, params, graphdef, vgg_params, s: StepSettings, x0):
+  """Perceptual autoencoding loss of x_0 (B,S,S,3) through E_sigma and G."""
+  model = nnx.merge(graphdef, {**params, **ae_params})
+  x_hat, _ = model.autoencode(x0)
+  return s.ae_weight * jnp.mean(_vgg(vgg_params, s, x0, x_hat))
+
+
+def latent_targets(params, graphdef, frames_bthwc):
+  """E_sigma(x_n) for every target frame, GRU order, each (B,T,h,w,c)."""
+  b, t = frames_bthwc.shape[:2]
+  model = nnx.merge(graphdef, params)
+  flat = model.encode_shape(
+    frames_bthwc.reshape((b * t,) + frames_bthwc.shape[2:])
+  )
+  return [jax.lax.stop_gradient(f.reshape((b, t) + f.shape[1:])) for f in flat]
+
+
+def dyn_loss(
+  dyn_params, params, graphdef, vgg_params, s, x0, xs, poke, targets
+):
+  """5 * L_rec + 0.1 * L_lat; returns (loss, (aux metrics, video_hat))."""
+  model = nnx.merge(graphdef, {**params, **dyn_params})
+  # Unrolled: XLA:CPU differentiates the rolled loop ~15x slower (T is 10),
+  # and XLA's FLOP count sees every step.
+  video_hat, states = model.rollout(x0, poke, s.num_frames, unroll=True)
+  b, t = xs.shape[:2]
+  flat = lambda v: v.reshape((b * t,) + v.shape[2:])
+  rec_bt = _vgg(vgg_params, s, flat(xs), flat(video_hat)).reshape(b, t)
+  w = jnp.ones((t,)).at[-1].set(s.target_weight)
+  l_rec = jnp.mean(rec_bt * w)
+  l_lat = jnp.mean(
+    jnp.stack([jnp.mean((h - g) ** 2) for h, g in zip(states, targets)])
+  )
+  loss = s.vgg_dyn_weight * l_rec + s.latent_dynamics_weight * l_lat
+  return loss, ({"loss_rec": l_rec, "loss_latent": l_lat}, video_hat)
+
+
+def _apply(tx, grads, opt_state, params):
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
+def train_step(
+  state: dict,
+  batch: dict,
+  vgg_params: Any,
+  *,
+  graphdef,
+  optimizers,
+  schedules,
+  s,
+):
+  """One iteration. state = {step, params, opt}; batch = {video, poke}."""
+  video = to_unit_range(batch["video"])
+  x0, xs, poke = video[:, 0], video[:, 1:], batch["poke"]
+  params, opt = state["params"], dict(state["opt"])
+  step = state["step"]
+
+  ae = {k: params[k] for k in optim.AE_GROUPS}
+  l_ae, g_ae = jax.value_and_grad(ae_loss)(
+    ae, params, graphdef, vgg_params, s, x0
+  )
+  enc, opt["ae_enc"] = _apply(
+    optimizers["ae_enc"], g_ae["shape_enc"], opt["ae_enc"], params["shape_enc"]
+  )
+  dec, opt["ae_dec"] = _apply(
+    optimizers["ae_dec"], g_ae["dec"], opt["ae_dec"], params["dec"]
+  )
+  params = {**params, "shape_enc": enc, "dec": dec}
+
+  targets = latent_targets(params, graphdef, xs)
+  dyn = {k: params[k] for k in optim.DYN_GROUPS}
+  (l_dyn, (aux, _)), g_dyn = jax.value_and_grad(dyn_loss, has_aux=True)(
+    dyn, params, graphdef, vgg_params, s, x0, xs, poke, targets
+  )
+  dyn, opt["dyn"] = _apply(optimizers["dyn"], g_dyn, opt["dyn"], dyn)
+  params = {**params, **dyn}
+
+  metrics = {
+    "loss_ae": l_ae,
+    "loss_dyn": l_dyn,
+    **aux,
+    "grad_norm/ae_enc": optax.global_norm(g_ae["shape_enc"]),
+    "grad_norm/ae_dec": optax.global_norm(g_ae["dec"]),
+    "grad_norm/dyn": optax.global_norm(g_dyn),
+  }
+  metrics.update({f"lr/{k}": sched(step) for k, sched in schedules.items()})
+  return {"step": step + 1, "params": params, "opt": opt}, metrics

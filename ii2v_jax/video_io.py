@@ -1,0 +1,65 @@
+"""Writing clips as MP4 (imageio-ffmpeg's bundled ffmpeg) and GIF (Pillow)."""
+
+import pathlib
+
+import cv2
+import imageio.v2 as imageio
+import numpy as np
+from PIL import Image
+
+
+def resize_frames(video_thwc: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """Resizes uint8 frames to (height, width) with bicubic interpolation."""
+  h, w = size
+  return np.stack(
+    [cv2.resize(f, (w, h), interpolation=cv2.INTER_CUBIC) for f in video_thwc]
+  )
+
+
+def draw_arrow(frame_hw3: np.ndarray, x, y, dx, dy) -> np.ndarray:
+  """A copy of the frame with the poke drawn as an arrow from (x, y).
+
+  Arrows shorter than 12 px are lengthened (same direction) to stay
+  visible; the source pixel gets a dot.
+  """
+  out = np.ascontiguousarray(frame_hw3.copy())
+  length = float(np.hypot(dx, dy))
+  scale = max(1.0, 12.0 / length) if length > 0 else 1.0
+  thick = max(1, round(min(out.shape[:2]) / 128))
+  p0 = (int(round(x)), int(round(y)))
+  p1 = (int(round(x + dx * scale)), int(round(y + dy * scale)))
+  cv2.circle(out, p0, 2 * thick, (255, 60, 60), -1, cv2.LINE_AA)
+  if length > 0:
+    cv2.arrowedLine(
+      out, p0, p1, (255, 60, 60), thick, cv2.LINE_AA, tipLength=0.3
+    )
+  return out
+
+
+def write_mp4(path: pathlib.Path, video_thwc: np.ndarray, fps: int = 8) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  imageio.mimwrite(
+    str(path),
+    list(video_thwc),
+    fps=fps,
+    codec="libx264",
+    macro_block_size=1,
+    quality=8,
+  )
+
+
+def write_gif(path: pathlib.Path, video_thwc: np.ndarray, fps: int = 8) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  frames = [Image.fromarray(f) for f in video_thwc]
+  frames[0].save(
+    path,
+    save_all=True,
+    append_images=frames[1:],
+    duration=int(1000 / fps),
+    loop=0,
+  )
+
+
+def read_video(path) -> np.ndarray:
+  """All frames of a video file as uint8 (T,H,W,3) RGB."""
+  return np.stack(list(imageio.mimread(str(path), memtest=False)))

@@ -1,0 +1,50 @@
+"""Train or describe a model: the only place that parses flags.
+
+python launch.py --config configs/iper.py [--workdir runs/iper]
+    [--config.train.batch_size=8] [--mode=train|describe]
+python launch.py --config configs/iper.py:128 --mode=describe
+"""
+
+import pathlib
+
+from absl import app, flags
+from ml_collections import config_flags
+
+config_flags.DEFINE_config_file(
+  "config",
+  None,
+  "Config file, optionally with :ARG (e.g. :128).",
+  lock_config=True,
+)
+flags.DEFINE_string(
+  "workdir", None, "Checkpoints and logs; default runs/<config name>."
+)
+flags.DEFINE_enum("mode", "train", ["train", "describe"], "What to do.")
+flags.DEFINE_bool(
+  "compile", True, "describe: also compile one train step (FLOPs, memory)."
+)
+flags.mark_flags_as_required(["config"])
+FLAGS = flags.FLAGS
+
+
+def default_workdir() -> str:
+  path = FLAGS["config"].config_filename
+  name = pathlib.Path(path.split(":")[0]).stem
+  arg = path.split(":")[1] if ":" in path else ""
+  return str(pathlib.Path("runs") / (f"{name}_{arg}" if arg else name))
+
+
+def main(argv):
+  del argv
+  # Imported here so `--help` and flag errors stay fast.
+  from ii2v_jax import describe, train
+
+  config = FLAGS.config
+  if FLAGS.mode == "describe":
+    describe.describe(config, compile_step=FLAGS.compile)
+    return
+  train.train_and_evaluate(config, FLAGS.workdir or default_workdir())
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,105 @@
+"""The sampling CLI: real outputs and one-line errors for bad input."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from ii2v_jax import sample, video_io
+
+
+def run_main(capsys, *argv):
+  code = sample.main(list(argv))
+  out = capsys.readouterr()
+  return code, out.out, out.err
+
+
+def test_writes_mp4_and_gif_for_any_image_size(tiny_workdir, tmp_path, capsys):
+  image = np.full((90, 160, 3), 128, np.uint8)
+  cv2.imwrite(str(tmp_path / "in.png"), image)
+  code, out, err = run_main(
+    capsys,
+    "--workdir",
+    tiny_workdir,
+    "--image",
+    str(tmp_path / "in.png"),
+    "--poke",
+    "150,10,-20,5",
+    "--poke",
+    "3,80,4,-4",
+    "--out",
+    str(tmp_path / "o.mp4"),
+    "--num_frames",
+    "4",
+  )
+  assert code == 0, err
+  assert str(tmp_path / "o.mp4") in out and str(tmp_path / "o.gif") in out
+  video = video_io.read_video(tmp_path / "o.mp4")
+  assert video.shape == (5, 90, 160, 3)  # x_0 plus 4 frames, input size.
+  gif = video_io.read_video(tmp_path / "o.gif")
+  assert gif.shape[0] == 5
+  # The arrow is drawn on the first frame only.
+  assert np.abs(gif[0].astype(int) - image).max() > 100
+  assert np.abs(gif[0, 10, 150].astype(int) - [255, 60, 60]).max() < 40
+
+
+def test_default_image_is_a_test_frame(tiny_workdir, capsys):
+  code, out, err = run_main(
+    capsys, "--workdir", tiny_workdir, "--poke", "120,80,5,-3"
+  )
+  assert code == 0, err
+  assert "poke_120_80_5_-3.gif" in out
+
+
+def test_poke_scaling_to_model_resolution(tiny_workdir):
+  image = np.zeros((256, 128, 3), np.uint8)
+  pmap = sample.poke_map([(64, 128, 8, -8)], image, 64, 3)
+  rows, cols = np.nonzero(pmap[..., 0])
+  assert (rows.mean(), cols.mean()) == (32, 32)
+  np.testing.assert_allclose(pmap[32, 32], [4.0, -2.0])
+
+
+@pytest.mark.parametrize(
+  "args, message",
+  [
+    (["--poke", "1,2,3"], "poke"),
+    (["--poke", "a,b,c,d"], "poke"),
+    (["--poke", "999,5,1,1"], "outside"),
+    (["--poke", "5,5,1,1", "--image", "/nonexistent.png"], "not found"),
+  ],
+)
+def test_bad_input_gives_one_line(tiny_workdir, capsys, args, message):
+  code, _, err = run_main(capsys, "--workdir", tiny_workdir, *args)
+  assert code != 0
+  assert len(err.strip().splitlines()) == 1 and message in err.lower()
+
+
+def test_unreadable_image(tiny_workdir, tmp_path, capsys):
+  bad = tmp_path / "bad.png"
+  bad.write_text("not an image")
+  code, _, err = run_main(
+    capsys, "--workdir", tiny_workdir, "--image", str(bad), "--poke", "1,1,1,1"
+  )
+  assert code != 0 and "cannot read image" in err
+
+
+def test_workdir_without_checkpoint_says_how_to_train(tmp_path):
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "ii2v_jax.sample",
+      "--workdir",
+      str(tmp_path),
+      "--poke",
+      "10,10,1,1",
+    ],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert proc.returncode != 0
+  assert "Traceback" not in proc.stderr
+  assert "no checkpoint" in proc.stderr and "make demo" in proc.stderr
