@@ -40,20 +40,16 @@ def batch_metrics(lpips_fn, rollout, params, batch) -> dict:
   copy = jnp.broadcast_to(x0[:, None], xs.shape)
   out = {"lpips": lpips_fn(xs, pred), "lpips_baseline": lpips_fn(xs, copy)}
   pred_u8 = np.asarray(inference.to_uint8(pred))
-  first = batch["video"][:, 0]
-  want = batch["poke_uv"]
+  first = batch["video"][:, :1]
+  rcs, want = batch["poke_rc"], batch["poke_uv"]
+  copies = np.repeat(first, pred_u8.shape[1] + 1, axis=1)
   got = np.stack(
     [
-      poke_displacement(first[i], pred_u8[i, -1], batch["poke_rc"][i])
-      for i in range(len(first))
+      poke_displacement(np.concatenate([f, p]), rc)
+      for f, p, rc in zip(first, pred_u8, rcs)
     ]
   )
-  base = np.stack(
-    [
-      poke_displacement(first[i], first[i], batch["poke_rc"][i])
-      for i in range(len(first))
-    ]
-  )
+  base = np.stack([poke_displacement(c, rc) for c, rc in zip(copies, rcs)])
   out["poke_epe"] = np.linalg.norm(got - want, axis=-1)
   out["poke_epe_baseline"] = np.linalg.norm(base - want, axis=-1)
   return {k: np.asarray(v) for k, v in out.items()}
