@@ -80,6 +80,41 @@ def write_config(workdir, config) -> None:
   tmp.replace(path)
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def config_changes(workdir, config) -> list[str]:
+  """Keys whose value differs from the config of the workdir's last run.
+
+  Raises CheckpointError when a changed key alters the model's shapes, since
+  the checkpoint could not be restored into it.
+  """
+  path = pathlib.Path(workdir) / "config.json"
+  if not path.exists():
+    return []
+  old = _flat(json.loads(path.read_text()))
+  new = _flat(json.loads(config.to_json_best_effort()))
+  changed = sorted(
+    k for k in old.keys() | new.keys() if old.get(k) != new.get(k)
+  )
+  fatal = [
+    k for k in changed if k.startswith("model.") or k == "data.resolution"
+  ]
+  if fatal:
+    raise CheckpointError(
+      f"{workdir} was trained with a different {', '.join(fatal)}; "
+      "use a new --workdir"
+    )
+  return changed
+
+
 def read_config(workdir):
   """The config a workdir was trained with, as a ConfigDict."""
   import ml_collections

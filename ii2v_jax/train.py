@@ -95,6 +95,7 @@ def log_preview(log, step, rollout, params, batch):
 
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains until `config.train.num_steps`; returns the last metrics."""
+  changed = checkpoint.config_changes(workdir, config)
   mesh = sharding.make_mesh(config.mesh.data)
   local_batch = sharding.check_batch_size(config.train.batch_size, mesh)
   it, n_train = data.train_iterator(
@@ -116,6 +117,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if jax.process_index() == 0:
     checkpoint.write_config(workdir, config)
   log.text(0, "config", str(config))
+  if changed:
+    log.summary(f"resuming with changed config keys: {', '.join(changed)}")
   log.summary(
     f"params: {state_lib.count_params(state['params']):,}  "
     f"train clips: {n_train:,}  steps/epoch: {steps_per_epoch}  "

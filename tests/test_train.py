@@ -99,3 +99,14 @@ def test_describe_compiles_a_step(tiny_config, capsys):
   out = capsys.readouterr().out
   assert "GFLOP" in out and "temporaries" in out
   assert out.strip().splitlines()[-1].startswith("total_params: ")
+
+
+def test_resume_with_other_model_shape_is_refused(tiny_config, tmp_path):
+  tiny_config.train.num_steps = 1
+  train.train_and_evaluate(tiny_config, str(tmp_path))
+  assert checkpoint.config_changes(tmp_path, tiny_config) == []
+  tiny_config.train.num_steps = 2
+  assert checkpoint.config_changes(tmp_path, tiny_config) == ["train.num_steps"]
+  tiny_config.model.channels = 32
+  with pytest.raises(checkpoint.CheckpointError, match="model.channels"):
+    train.train_and_evaluate(tiny_config, str(tmp_path))
