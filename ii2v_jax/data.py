@@ -57,6 +57,8 @@ class ClipTransform:
   p_geom: float = 0.8
   rotate_flow_vectors: bool = False
   symmetric_hue: bool = False
+  max_pokes: int = 1
+  zero_poke_fraction: float = 0.0
 
   def __call__(self, example: dict, rng: np.random.Generator) -> dict:
     video, flow = example["video"], example["flow"]
@@ -72,12 +74,16 @@ class ClipTransform:
         symmetric_hue=self.symmetric_hue,
         fg_mask_hw=mask,
       )
-    picked = poke.sample_poke(
-      flow,
-      rng,
-      poke_size=self.poke_size,
-      fg_mask_hw=mask if self.filter_flow else None,
-    )
+    fg = mask if self.filter_flow else None
+    picked = None
+    if self.zero_poke_fraction and rng.random() < self.zero_poke_fraction:
+      picked = poke.zero_poke(
+        flow, rng, poke_size=self.poke_size, fg_mask_hw=fg
+      )
+      if picked is not None:  # A static clip: x0 repeated.
+        video = np.broadcast_to(video[:1], video.shape)
+    if picked is None:
+      picked = self._motion_pokes(flow, fg, rng)
     size = video.shape[1]
     if picked is None:  # Motionless flow: a zero poke (static target).
       picked = (
@@ -92,6 +98,20 @@ class ClipTransform:
       "poke_uv": np.asarray([u, v], np.float32),
     }
 
+  def _motion_pokes(self, flow, fg, rng):
+    """One poke (the reference), or 1..max_pokes in one map (iPOKE)."""
+    kw = dict(poke_size=self.poke_size, fg_mask_hw=fg)
+    first = poke.sample_poke(flow, rng, **kw)
+    if first is None or self.max_pokes <= 1:
+      return first
+    pokes = [first[1]]
+    for _ in range(int(rng.integers(1, self.max_pokes + 1)) - 1):
+      loc = poke.sample_poke_location(flow, rng, **kw)
+      if loc is not None:
+        pokes.append((*loc, *(float(x) for x in flow[loc])))
+    size = flow.shape[0]
+    return poke.make_poke_map(size, pokes, poke_size=self.poke_size), first[1]
+
 
 def transform_from_config(data_cfg, *, train: bool) -> ClipTransform:
   return ClipTransform(
@@ -102,6 +122,8 @@ def transform_from_config(data_cfg, *, train: bool) -> ClipTransform:
     p_geom=data_cfg.p_geom,
     rotate_flow_vectors=data_cfg.rotate_flow_vectors,
     symmetric_hue=data_cfg.symmetric_hue,
+    max_pokes=data_cfg.max_pokes if train else 1,
+    zero_poke_fraction=data_cfg.zero_poke_fraction if train else 0.0,
   )
 
 
