@@ -31,6 +31,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Reference quirks (REFERENCE.md §11.6-7), reproduced by default.
   c.data.rotate_flow_vectors = False  # True rotates (u, v) with the image.
   c.data.symmetric_hue = False  # True draws hue from U(-0.15, 0.15).
+  # iPOKE-style options (off in the reference; train split only).
+  c.data.max_pokes = 1  # Up to N pokes written into one poke map.
+  c.data.zero_poke_fraction = 0.0  # Share of static clips, background poke.
   c.data.num_workers = 0  # Input worker processes; 0 reads in-process.
   c.data.num_threads = 2  # Reader threads per process.
   c.data.prefetch = 4  # Batches buffered ahead of the trainer.
@@ -59,6 +62,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.vgg_dyn_weight = 5.0  # Weight of L_rec in the dynamics loss.
   c.loss.latent_dynamics_weight = 0.1  # Weight of L_lat.
   c.loss.target_weight = 1.0  # Weight of the last frame inside L_rec.
+
+  # Adversarial terms (REFERENCE.md §7.1, §7.3), from `start_iteration`.
+  c.gan = ml_collections.ConfigDict()
+  c.gan.enabled = True
+  c.gan.start_iteration = 4000  # Counted from 1, as the reference does.
+  c.gan.patch_weight = 1.0  # Generator hinge term of the patch D.
+  c.gan.patch_fm_weight = 0.0  # Feature matching on patch-D features.
+  c.gan.patch_r1_gamma = 1e-4
+  c.gan.patch_num_frames = 16  # Frames drawn with replacement per D step.
+  c.gan.patch_ndf = 64  # Patch-D base width (reference 64).
+  c.gan.temporal_weight = 5.0  # Generator hinge term of the temporal D.
+  c.gan.temporal_fm_weight = 10.0
+  c.gan.temporal_r1_gamma = 0.1
+  c.gan.temporal_width = 64  # Temporal-D stem width (reference 64).
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-4  # Adam learning rate of all optimizers.

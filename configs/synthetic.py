@@ -15,6 +15,9 @@ def get_config(arg: str | None = None):
   c.model.min_channels = 16
   # Shallow VGG taps: at 64x64 the full set costs ~4x more per step.
   c.loss.perceptual_layers = ("relu1_2",)
+  # The GAN phase starts at iteration 4000, after the demo's last step:
+  # without it the demo holds no discriminators (same updates).
+  c.gan.enabled = False
   c.optim.lr = 3e-4  # Few steps fit in the time budget; see README.
   c.train.batch_size = 4  # More updates per CPU minute than 8.
   c.train.num_steps = 450

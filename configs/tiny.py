@@ -10,6 +10,10 @@ def get_config(arg: str | None = None):
   c.model.poke_channels = 4
   c.model.min_channels = 4
   c.loss.perceptual_layers = ("relu1_2",)
+  # GAN phase tests lower gan.start_iteration; others skip its compile.
+  c.gan.patch_ndf = 8
+  c.gan.patch_num_frames = 4
+  c.gan.temporal_width = 32  # GroupNorm(16) needs 16 | width / 2.
   c.train.batch_size = 8  # One clip per fake device.
   c.train.num_steps = 4
   c.train.log_every = 2

@@ -9,10 +9,21 @@ import numpy as np
 from ii2v_jax import optim, perceptual, sharding, state, train
 
 
-def step_cost(config, graphdef, abstract_state, optimizers, schedules):
-  """(FLOPs, memory analysis) of one compiled train step, nothing run."""
+def step_cost(config, graphdef, discs, abstract_state, optimizers, schedules):
+  """(FLOPs, memory analysis) of one compiled train step, nothing run.
+
+  With discriminators, the step of the GAN phase (the most expensive).
+  """
   mesh = sharding.make_mesh(config.mesh.data)
-  step_fn = train.compile_step(config, mesh, optimizers, schedules, graphdef)
+  step_fn = train.compile_step(
+    config,
+    mesh,
+    optimizers,
+    schedules,
+    graphdef,
+    discs,
+    gan_active=discs is not None,
+  )
   b, t, s = (
     config.train.batch_size,
     config.data.num_frames,
@@ -36,17 +47,24 @@ def _gib(n: float) -> str:
 def describe(config, *, compile_step: bool = True) -> int:
   """Prints the description; returns the generator's parameter count."""
   print(config)
-  optimizers, schedules = optim.make_optimizers(config.optim, 1)
-  graphdef, abstract = state.abstract_state(config, optimizers)
+  optimizers, schedules = optim.make_optimizers(config.optim, 1, config.gan)
+  graphdef, discs, abstract = state.abstract_state(config, optimizers)
   print("parameters:")
-  for name, sub in abstract["params"].items():
-    print(f"  generator.{name:<14} {state.count_params(sub):>12,}")
+  rows = [(f"generator.{k}", sub) for k, sub in abstract["params"].items()]
+  rows.append(("generator total", abstract["params"]))
+  rows += [
+    (f"discriminator.{k}", d) for k, d in abstract.get("disc", {}).items()
+  ]
+  for label, sub in rows:
+    print(f"  {label:<24} {state.count_params(sub):>12,}")
   total = state.count_params(abstract["params"])
-  print(f"  generator total      {total:>12,}")
   if compile_step:
-    flops, mem = step_cost(config, graphdef, abstract, optimizers, schedules)
+    flops, mem = step_cost(
+      config, graphdef, discs, abstract, optimizers, schedules
+    )
+    phase = "GAN phase, " if discs is not None else ""
     print(
-      f"train step (batch {config.train.batch_size}, "
+      f"train step ({phase}batch {config.train.batch_size}, "
       f"{jax.devices()[0].platform}): {flops / 1e9:,.1f} GFLOP"
     )
     if mem is not None:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ii2v_jax import generator, optim
+from ii2v_jax import discriminators, generator, optim, spectral_norm
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -44,17 +44,66 @@ def abstract_generator(config):
   return split_generator(model)
 
 
-def init_state(params: dict, optimizers: dict) -> dict:
-  """Fresh train state around initial generator params."""
-  owned = optim.opt_params(params)
+def build_discriminators(config, *, seed: int | None = None) -> dict:
+  """{"patch": PatchDiscriminator, "temporal": TemporalDiscriminator}."""
+  g, dtype = config.gan, DTYPES[config.model.dtype]
+  rngs = nnx.Rngs((config.seed if seed is None else seed) + 1)
+  return {
+    "patch": discriminators.PatchDiscriminator(
+      ndf=g.patch_ndf, dtype=dtype, rngs=rngs
+    ),
+    "temporal": discriminators.TemporalDiscriminator(
+      resolution=config.data.resolution,
+      num_frames=config.data.num_frames,
+      base_channels=g.temporal_width,
+      max_channels=4 * g.temporal_width,
+      dtype=dtype,
+      rngs=rngs,
+    ),
+  }
+
+
+def split_discriminators(discs: dict):
+  """(graphdefs, {"disc": params, "disc_stats": spectral state})."""
+  graphdefs, disc, stats = {}, {}, {}
+  for name, module in discs.items():
+    graphdefs[name], p, st = nnx.split(
+      module, nnx.Param, spectral_norm.SpectralState
+    )
+    disc[name], stats[name] = nnx.to_pure_dict(p), nnx.to_pure_dict(st)
+  return graphdefs, {"disc": disc, "disc_stats": stats}
+
+
+def abstract_discriminators(config):
+  """(graphdefs, {"disc", "disc_stats"} as ShapeDtypeStructs) or (None, {})."""
+  if not config.gan.enabled:
+    return None, {}
+  discs = nnx.eval_shape(lambda: build_discriminators(config))
+  return split_discriminators(discs)
+
+
+def init_state(params: dict, optimizers: dict, disc_state=None) -> dict:
+  """Fresh train state around initial generator (and D) params."""
+  disc_state = disc_state or {}
+  owned = optim.opt_params(params, disc_state.get("disc"))
   opt = {k: tx.init(owned[k]) for k, tx in optimizers.items()}
-  return {"step": jnp.zeros((), jnp.int32), "params": params, "opt": opt}
+  return {
+    "step": jnp.zeros((), jnp.int32),
+    "params": params,
+    "opt": opt,
+    "nonfinite": {k: jnp.zeros((), jnp.int32) for k in optimizers},
+    **disc_state,
+  }
 
 
 def abstract_state(config, optimizers: dict):
-  """(graphdef, train state as ShapeDtypeStructs)."""
+  """(graphdef, disc graphdefs or None, train state as ShapeDtypeStructs)."""
   graphdef, params = abstract_generator(config)
-  return graphdef, jax.eval_shape(lambda p: init_state(p, optimizers), params)
+  disc_graphdefs, disc_state = abstract_discriminators(config)
+  abstract = jax.eval_shape(
+    lambda p, d: init_state(p, optimizers, d), params, disc_state
+  )
+  return graphdef, disc_graphdefs, abstract
 
 
 def count_params(params: dict) -> int:

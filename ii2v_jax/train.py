@@ -16,6 +16,7 @@ import tqdm
 from ii2v_jax import (
   checkpoint,
   data,
+  gan_step,
   inference,
   optim,
   perceptual,
@@ -26,15 +27,35 @@ from ii2v_jax import (
 from ii2v_jax import state as state_lib
 
 
-def compile_step(config, mesh, optimizers, schedules, graphdef):
-  """The jitted step with explicit shardings; the state is donated."""
+def compile_step(
+  config,
+  mesh,
+  optimizers,
+  schedules,
+  graphdef,
+  disc_graphdefs=None,
+  *,
+  gan_active: bool = False,
+):
+  """The jitted step with explicit shardings; the state is donated.
+
+  With discriminators there are two programs: before the GAN start (D
+  state passed through) and after it (`gan_active`).
+  """
   rep, bat = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  gan = None
+  if disc_graphdefs is not None:
+    gan = gan_step.settings_from_config(
+      config, disc_graphdefs["patch"], disc_graphdefs["temporal"]
+    )
   fn = functools.partial(
     train_step.train_step,
     graphdef=graphdef,
     optimizers=optimizers,
     schedules=schedules,
     s=train_step.settings_from_config(config),
+    gan=gan,
+    gan_active=gan_active,
   )
   return jax.jit(
     fn,
@@ -42,6 +63,21 @@ def compile_step(config, mesh, optimizers, schedules, graphdef):
     out_shardings=(rep, rep),
     donate_argnums=(0,),
   )
+
+
+class StepFunctions:
+  """Picks (and compiles on first use) the program for each iteration."""
+
+  def __init__(self, config, mesh, optimizers, schedules, graphdef, discs):
+    self._args = (config, mesh, optimizers, schedules, graphdef, discs)
+    self._start = config.gan.start_iteration if discs is not None else None
+    self._compiled = {}
+
+  def __call__(self, step: int):
+    active = self._start is not None and step + 1 >= self._start
+    if active not in self._compiled:
+      self._compiled[active] = compile_step(*self._args, gan_active=active)
+    return self._compiled[active]
 
 
 def initial_state(config, mesh, optimizers, abstract, mngr):
@@ -54,10 +90,15 @@ def initial_state(config, mesh, optimizers, abstract, mngr):
   if restored is not None:
     return restored
   _, params = state_lib.split_generator(state_lib.build_generator(config))
+  disc_state = {}
+  if config.gan.enabled:
+    _, disc_state = state_lib.split_discriminators(
+      state_lib.build_discriminators(config)
+    )
   init = jax.jit(
-    lambda p: state_lib.init_state(p, optimizers), out_shardings=rep
+    lambda p, d: state_lib.init_state(p, optimizers, d), out_shardings=rep
   )
-  return init(params), None
+  return init(params, disc_state), None
 
 
 class _StopRequested(Exception):
@@ -102,12 +143,14 @@ def train_and_evaluate(config, workdir: str) -> dict:
     config.data, local_batch=local_batch, seed=config.seed
   )
   steps_per_epoch = max(1, n_train // config.train.batch_size)
-  optimizers, schedules = optim.make_optimizers(config.optim, steps_per_epoch)
-  graphdef, abstract = state_lib.abstract_state(config, optimizers)
+  optimizers, schedules = optim.make_optimizers(
+    config.optim, steps_per_epoch, config.gan
+  )
+  graphdef, discs, abstract = state_lib.abstract_state(config, optimizers)
   vgg = jax.device_put(
     perceptual.load_vgg16_params(), sharding.replicated(mesh)
   )
-  step_fn = compile_step(config, mesh, optimizers, schedules, graphdef)
+  step_fns = StepFunctions(config, mesh, optimizers, schedules, graphdef, discs)
   mngr = checkpoint.manager(workdir, max_to_keep=config.train.keep_checkpoints)
   state, data_state = initial_state(config, mesh, optimizers, abstract, mngr)
   if data_state is not None:
@@ -140,7 +183,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   try:
     while step < t.num_steps:
       batch = sharding.to_global(next(it), mesh)
-      state, metrics = step_fn(state, batch, vgg)
+      state, metrics = step_fns(step)(state, batch, vgg)
       # Waiting here keeps the bar honest; input prefetch still overlaps.
       metrics["loss_dyn"].block_until_ready()
       step += 1

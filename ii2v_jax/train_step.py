@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ii2v_jax import optim, perceptual
+from ii2v_jax import gan_step, optim, perceptual, updates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,14 +77,10 @@ def latent_targets(params, graphdef, frames_bthwc):
   return [jax.lax.stop_gradient(f.reshape((b, t) + f.shape[1:])) for f in flat]
 
 
-def dyn_loss(
-  dyn_params, params, graphdef, vgg_params, s, x0, xs, poke, targets
+def rec_latent_loss(
+  video_hat, states, s: StepSettings, vgg_params, xs, targets
 ):
-  """5 * L_rec + 0.1 * L_lat; returns (loss, (aux metrics, video_hat))."""
-  model = nnx.merge(graphdef, {**params, **dyn_params})
-  # Unrolled: XLA:CPU differentiates the rolled loop ~15x slower (T is 10),
-  # and XLA's FLOP count sees every step.
-  video_hat, states = model.rollout(x0, poke, s.num_frames, unroll=True)
+  """5 * L_rec + 0.1 * L_lat of a rollout; returns (loss, aux metrics)."""
   b, t = xs.shape[:2]
   flat = lambda v: v.reshape((b * t,) + v.shape[2:])
   rec_bt = _vgg(vgg_params, s, flat(xs), flat(video_hat)).reshape(b, t)
@@ -94,12 +90,19 @@ def dyn_loss(
     jnp.stack([jnp.mean((h - g) ** 2) for h, g in zip(states, targets)])
   )
   loss = s.vgg_dyn_weight * l_rec + s.latent_dynamics_weight * l_lat
-  return loss, ({"loss_rec": l_rec, "loss_latent": l_lat}, video_hat)
+  return loss, {"loss_rec": l_rec, "loss_latent": l_lat}
 
 
-def _apply(tx, grads, opt_state, params):
-  updates, opt_state = tx.update(grads, opt_state, params)
-  return optax.apply_updates(params, updates), opt_state
+def rollout_fn(params, graphdef, s: StepSettings, x0, poke):
+  """dyn params -> (video_hat, states); differentiated with jax.vjp."""
+
+  def run(dyn_params):
+    model = nnx.merge(graphdef, {**params, **dyn_params})
+    # Unrolled: XLA:CPU differentiates the rolled loop ~15x slower (T is
+    # 10), and XLA's FLOP count sees every step.
+    return model.rollout(x0, poke, s.num_frames, unroll=True)
+
+  return run
 
 
 def train_step(
@@ -111,40 +114,83 @@ def train_step(
   optimizers,
   schedules,
   s,
+  gan=None,
+  gan_active: bool = False,
 ):
-  """One iteration. state = {step, params, opt}; batch = {video, poke}."""
+  """One iteration. state = {step, params, opt, nonfinite[, disc...]}.
+
+  `gan` (a `gan_step.GanSettings`) is set when the state holds
+  discriminators; `gan_active` (static) selects the adversarial phase.
+  """
   video = to_unit_range(batch["video"])
   x0, xs, poke = video[:, 0], video[:, 1:], batch["poke"]
   params, opt = state["params"], dict(state["opt"])
+  skipped = dict(state["nonfinite"])
   step = state["step"]
+  new = {}
 
   ae = {k: params[k] for k in optim.AE_GROUPS}
   l_ae, g_ae = jax.value_and_grad(ae_loss)(
     ae, params, graphdef, vgg_params, s, x0
   )
-  enc, opt["ae_enc"] = _apply(
-    optimizers["ae_enc"], g_ae["shape_enc"], opt["ae_enc"], params["shape_enc"]
+  new["shape_enc"], opt["ae_enc"], sk_enc = updates.apply_if_finite(
+    optimizers["ae_enc"],
+    g_ae["shape_enc"],
+    opt["ae_enc"],
+    ae["shape_enc"],
+    l_ae,
   )
-  dec, opt["ae_dec"] = _apply(
-    optimizers["ae_dec"], g_ae["dec"], opt["ae_dec"], params["dec"]
+  new["dec"], opt["ae_dec"], sk_dec = updates.apply_if_finite(
+    optimizers["ae_dec"], g_ae["dec"], opt["ae_dec"], ae["dec"], l_ae
   )
-  params = {**params, "shape_enc": enc, "dec": dec}
+  skipped["ae_enc"] += sk_enc
+  skipped["ae_dec"] += sk_dec
+  params = {**params, **new}
 
   targets = latent_targets(params, graphdef, xs)
   dyn = {k: params[k] for k in optim.DYN_GROUPS}
-  (l_dyn, (aux, _)), g_dyn = jax.value_and_grad(dyn_loss, has_aux=True)(
-    dyn, params, graphdef, vgg_params, s, x0, xs, poke, targets
+  (video_hat, states), pull_back = jax.vjp(
+    rollout_fn(params, graphdef, s, x0, poke), dyn
   )
-  dyn, opt["dyn"] = _apply(optimizers["dyn"], g_dyn, opt["dyn"], dyn)
+  (l_dyn, aux), (g_video, g_states) = jax.value_and_grad(
+    rec_latent_loss, argnums=(0, 1), has_aux=True
+  )(video_hat, states, s, vgg_params, xs, targets)
+  metrics = {}
+  out = {"step": step + 1}
+  if gan is not None:
+    d_state = {k: state[k] for k in ("disc", "disc_stats")}
+    d_opt = {k: opt[k] for k in gan_step.DISC_OPTIMIZERS}
+    if gan_active:
+      d_state, d_opt, l_adv, g_adv, d_metrics, d_skipped = gan_step.adversarial(
+        gan, d_state, d_opt, optimizers, step, xs, video_hat
+      )
+      l_dyn, g_video = l_dyn + l_adv, g_video + g_adv
+      metrics.update(d_metrics)
+      for k, v in d_skipped.items():
+        skipped[k] += v
+    opt.update(d_opt)
+    out.update(d_state)
+  (g_dyn,) = pull_back((g_video, g_states))
+  dyn, opt["dyn"], sk_dyn = updates.apply_if_finite(
+    optimizers["dyn"], g_dyn, opt["dyn"], dyn, l_dyn
+  )
+  skipped["dyn"] += sk_dyn
   params = {**params, **dyn}
 
-  metrics = {
-    "loss_ae": l_ae,
-    "loss_dyn": l_dyn,
-    **aux,
-    "grad_norm/ae_enc": optax.global_norm(g_ae["shape_enc"]),
-    "grad_norm/ae_dec": optax.global_norm(g_ae["dec"]),
-    "grad_norm/dyn": optax.global_norm(g_dyn),
-  }
-  metrics.update({f"lr/{k}": sched(step) for k, sched in schedules.items()})
-  return {"step": step + 1, "params": params, "opt": opt}, metrics
+  metrics.update(
+    {
+      "loss_ae": l_ae,
+      "loss_dyn": l_dyn,
+      **aux,
+      "grad_norm/ae_enc": optax.global_norm(g_ae["shape_enc"]),
+      "grad_norm/ae_dec": optax.global_norm(g_ae["dec"]),
+      "grad_norm/dyn": optax.global_norm(g_dyn),
+    }
+  )
+  metrics.update({f"nonfinite/{k}": v for k, v in skipped.items()})
+  for k, sched in schedules.items():
+    # D schedules are indexed by D updates, which start at the GAN start.
+    d_first = gan.start_iteration - 1 if k in gan_step.DISC_OPTIMIZERS else 0
+    metrics[f"lr/{k}"] = sched(jnp.maximum(step - d_first, 0))
+  out.update(params=params, opt=opt, nonfinite=skipped)
+  return out, metrics

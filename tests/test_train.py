@@ -1,5 +1,7 @@
 """End-to-end training on a tiny real build: sharding, resume, describe."""
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -91,10 +93,21 @@ def test_describe_counts_reference_generator(capsys):
   assert describe.describe(iper.get_config("128"), compile_step=False) == (
     40103203
   )
-  assert capsys.readouterr().out.strip().endswith("total_params: 40103203")
+  out = capsys.readouterr().out
+  assert out.strip().endswith("total_params: 40103203")
+  assert len(re.findall(r"discriminator.patch +2,764,737\n", out)) == 2
+  assert len(re.findall(r"discriminator.temporal +26,554,369\n", out)) == 2
+
+
+def test_describe_without_gans_lists_no_discriminator(capsys):
+  from configs import synthetic
+
+  describe.describe(synthetic.get_config(), compile_step=False)
+  assert "discriminator" not in capsys.readouterr().out
 
 
 def test_describe_compiles_a_step(tiny_config, capsys):
+  tiny_config.gan.enabled = False  # The GAN step compiles in the GAN tests.
   describe.describe(tiny_config, compile_step=True)
   out = capsys.readouterr().out
   assert "GFLOP" in out and "temporaries" in out
