@@ -22,7 +22,15 @@ import numpy as np
 from configs import default
 from ii2v_jax import data, optim, perceptual, sharding, state, train
 
-ALL = ("matmul", "sample_64", "sample_128", "train_step", "input")
+ALL = (
+  "matmul",
+  "sample_64",
+  "sample_128",
+  "train_step",
+  "train_step_pixel_loss",
+  "train_step_gan",
+  "input",
+)
 
 
 def timed(fn, *args, repeats: int) -> float:
@@ -73,31 +81,65 @@ def bench_sample(resolution: int, repeats: int) -> dict:
   }
 
 
-def bench_train_step(repeats: int, batch: int = 4) -> dict:
+TRAIN_STEPS = {
+  # name: (batch, perceptual layers or None for the reference set, GANs)
+  "train_step": (4, None, False),
+  "train_step_pixel_loss": (4, (), False),
+  "train_step_gan": (10, None, True),
+}
+
+
+def bench_train_step(name: str, repeats: int) -> dict:
+  """One full iteration at reference widths, 64x64 (see TRAIN_STEPS)."""
+  batch, layers, gans = TRAIN_STEPS[name]
   c = reference_config(64, batch)
+  if layers is not None:
+    c.loss.perceptual_layers = layers
+  c.gan.enabled = gans
+  c.gan.start_iteration = 1
   mesh = sharding.make_mesh(1)
-  optimizers, schedules = optim.make_optimizers(c.optim, 1000)
-  graphdef, params = state.split_generator(state.build_generator(c))
-  st = state.init_state(params, optimizers)
-  step = train.compile_step(c, mesh, optimizers, schedules, graphdef)
+  optimizers, schedules = optim.make_optimizers(c.optim, 1000, c.gan)
+  graphdef, discs, _ = state.abstract_state(c, optimizers)
+  _, params = state.split_generator(state.build_generator(c))
+  d_state = {}
+  if gans:
+    _, d_state = state.split_discriminators(state.build_discriminators(c))
+  st = state.init_state(params, optimizers, d_state)
+  step = train.compile_step(
+    c, mesh, optimizers, schedules, graphdef, discs, gan_active=gans
+  )
   vgg = perceptual.load_vgg16_params()
   rng = np.random.default_rng(0)
   b = {
     "video": rng.integers(0, 255, (batch, 11, 64, 64, 3), dtype=np.uint8),
     "poke": rng.normal(size=(batch, 64, 64, 2)).astype(np.float32),
   }
-  flops = flops_of(step, st, b, vgg)
+  compiled = step.lower(st, b, vgg).compile()
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  mem = compiled.memory_analysis()
   holder = {"st": st}
 
   def run():
     holder["st"], m = step(holder["st"], b, vgg)
     return m["loss_dyn"]
 
-  return {
+  loss = "pixel L1 only" if layers == () else "VGG16 loss"
+  what = f"train step (AE + dynamics, {loss}"
+  what += ", both GANs), " if gans else "), "
+  out = {
     "seconds": timed(run, repeats=repeats),
-    "flops": flops,
-    "what": f"train step (AE + dynamics, VGG16 loss), batch {batch}, 64x64",
+    "flops": float(cost.get("flops", float("nan"))),
+    "what": what + f"batch {batch}, 64x64",
   }
+  if mem is not None:
+    out["compiled_memory_bytes"] = int(
+      mem.argument_size_in_bytes
+      + mem.output_size_in_bytes
+      + mem.temp_size_in_bytes
+      - mem.alias_size_in_bytes
+    )
+  return out
 
 
 def bench_input(data_dir: str, batches: int = 20) -> dict:
@@ -128,10 +170,15 @@ def machine() -> dict:
   }
 
 
+def _gib(n) -> str:
+  return "" if n is None else f"{n / 2**30:.2f} GiB"
+
+
 def table(results: dict, peak: float | None) -> str:
   rows = [
-    "| benchmark | time | GFLOP | achieved GFLOP/s | of fp32 matmul |",
-    "|---|---|---|---|---|",
+    "| benchmark | time | GFLOP | achieved GFLOP/s | of fp32 matmul "
+    "| compiled memory |",
+    "|---|---|---|---|---|---|",
   ]
   for name, r in results.items():
     fl = r.get("flops")
@@ -140,7 +187,8 @@ def table(results: dict, peak: float | None) -> str:
       f"| {r['what']} | {r['seconds'] * 1e3:,.1f} ms | "
       f"{'' if fl is None else f'{fl / 1e9:,.1f}'} | "
       f"{'' if rate is None else f'{rate / 1e9:,.1f}'} | "
-      f"{'' if rate is None or not peak else f'{100 * rate / peak:.0f} %'} |"
+      f"{'' if rate is None or not peak else f'{100 * rate / peak:.0f} %'} | "
+      f"{_gib(r.get('compiled_memory_bytes'))} |"
     )
     if "clips_per_second" in r:
       rows[-1] = rows[-1].replace(
@@ -163,8 +211,8 @@ def main(argv=None) -> None:
       results[name] = bench_matmul(args.repeats)
     elif name.startswith("sample_"):
       results[name] = bench_sample(int(name.split("_")[1]), args.repeats)
-    elif name == "train_step":
-      results[name] = bench_train_step(args.repeats)
+    elif name.startswith("train_step"):
+      results[name] = bench_train_step(name, args.repeats)
     elif name == "input":
       results[name] = bench_input(args.data_dir)
     else:
