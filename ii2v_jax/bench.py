@@ -100,10 +100,8 @@ def bench_train_step(name: str, repeats: int) -> dict:
   mesh = sharding.make_mesh(1)
   optimizers, schedules = optim.make_optimizers(c.optim, 1000, c.gan)
   graphdef, discs, _ = state.abstract_state(c, optimizers)
-  _, params = state.split_generator(state.build_generator(c))
-  d_state = {}
-  if gans:
-    _, d_state = state.split_discriminators(state.build_discriminators(c))
+  params = state.initial_params(c)
+  d_state = state.initial_disc_state(c)
   st = state.init_state(params, optimizers, d_state)
   step = train.compile_step(
     c, mesh, optimizers, schedules, graphdef, discs, gan_active=gans

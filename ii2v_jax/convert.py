@@ -215,7 +215,7 @@ def discriminator_state(config, patch_sd=None, temporal_sd=None) -> dict:
       abstract["disc_stats"]["temporal"],
     )
   if len(disc) < len(abstract["disc"]):
-    _, fresh = state.split_discriminators(state.build_discriminators(config))
+    fresh = state.initial_disc_state(config)
     for name in abstract["disc"]:
       disc.setdefault(name, fresh["disc"][name])
       stats.setdefault(name, fresh["disc_stats"][name])

@@ -33,9 +33,7 @@ def step_cost(config, graphdef, discs, abstract_state, optimizers, schedules):
     "video": jax.ShapeDtypeStruct((b, t + 1, s, s, 3), np.uint8),
     "poke": jax.ShapeDtypeStruct((b, s, s, 2), np.float32),
   }
-  vgg = jax.eval_shape(
-    lambda: perceptual.params_from_config(config.loss)
-  )
+  vgg = jax.eval_shape(lambda: perceptual.params_from_config(config.loss))
   compiled = step_fn.lower(abstract_state, batch, vgg).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost

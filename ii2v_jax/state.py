@@ -74,6 +74,24 @@ def split_discriminators(discs: dict):
   return graphdefs, {"disc": disc, "disc_stats": stats}
 
 
+def initial_params(config) -> dict:
+  """Freshly initialised generator params, built in one compiled program.
+
+  Eager construction dispatches every initializer op by op (orthogonal
+  inits are QR decompositions): jitted it is several times faster on CPU.
+  """
+  return jax.jit(lambda: split_generator(build_generator(config))[1])()
+
+
+def initial_disc_state(config) -> dict:
+  """Fresh {"disc", "disc_stats"} (jitted like `initial_params`), or {}."""
+  if not config.gan.enabled:
+    return {}
+  return jax.jit(
+    lambda: split_discriminators(build_discriminators(config))[1]
+  )()
+
+
 def abstract_discriminators(config):
   """(graphdefs, {"disc", "disc_stats"} as ShapeDtypeStructs) or (None, {})."""
   if not config.gan.enabled:

@@ -89,12 +89,8 @@ def initial_state(config, mesh, optimizers, abstract, mngr):
   restored = checkpoint.restore_latest(mngr, target)
   if restored is not None:
     return restored
-  _, params = state_lib.split_generator(state_lib.build_generator(config))
-  disc_state = {}
-  if config.gan.enabled:
-    _, disc_state = state_lib.split_discriminators(
-      state_lib.build_discriminators(config)
-    )
+  params = state_lib.initial_params(config)
+  disc_state = state_lib.initial_disc_state(config)
   init = jax.jit(
     lambda p, d: state_lib.init_state(p, optimizers, d), out_shardings=rep
   )

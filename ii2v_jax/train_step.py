@@ -149,28 +149,35 @@ def train_step(
 
   targets = latent_targets(params, graphdef, xs)
   dyn = {k: params[k] for k in optim.DYN_GROUPS}
-  (video_hat, states), pull_back = jax.vjp(
-    rollout_fn(params, graphdef, s, x0, poke), dyn
-  )
-  (l_dyn, aux), (g_video, g_states) = jax.value_and_grad(
-    rec_latent_loss, argnums=(0, 1), has_aux=True
-  )(video_hat, states, s, vgg_params, xs, targets)
+  roll = rollout_fn(params, graphdef, s, x0, poke)
+  rec = lambda v, st: rec_latent_loss(v, st, s, vgg_params, xs, targets)
   metrics = {}
   out = {"step": step + 1}
   if gan is not None:
-    d_state = {k: state[k] for k in ("disc", "disc_stats")}
+    out.update({k: state[k] for k in ("disc", "disc_stats")})
+  if gan_active:
+    # One rollout: keep its vjp, step the discriminators on it, then pull
+    # back the sum of all gradients with respect to the frames.
+    (video_hat, states), pull_back = jax.vjp(roll, dyn)
+    (l_dyn, aux), (g_video, g_states) = jax.value_and_grad(
+      rec, argnums=(0, 1), has_aux=True
+    )(video_hat, states)
     d_opt = {k: opt[k] for k in gan_step.DISC_OPTIMIZERS}
-    if gan_active:
-      d_state, d_opt, l_adv, g_adv, d_metrics, d_skipped = gan_step.adversarial(
-        gan, d_state, d_opt, optimizers, step, xs, video_hat
-      )
-      l_dyn, g_video = l_dyn + l_adv, g_video + g_adv
-      metrics.update(d_metrics)
-      for k, v in d_skipped.items():
-        skipped[k] += v
+    d_state = {k: out[k] for k in ("disc", "disc_stats")}
+    d_state, d_opt, l_adv, g_adv, d_metrics, d_skipped = gan_step.adversarial(
+      gan, d_state, d_opt, optimizers, step, xs, video_hat
+    )
+    l_dyn, g_video = l_dyn + l_adv, g_video + g_adv
+    (g_dyn,) = pull_back((g_video, g_states))
     opt.update(d_opt)
     out.update(d_state)
-  (g_dyn,) = pull_back((g_video, g_states))
+    metrics.update(d_metrics)
+    for k, v in d_skipped.items():
+      skipped[k] += v
+  else:  # A plain gradient: XLA:CPU runs it ~10 % faster than the vjp.
+    (l_dyn, aux), g_dyn = jax.value_and_grad(
+      lambda d: rec(*roll(d)), has_aux=True
+    )(dyn)
   dyn, opt["dyn"], sk_dyn = updates.apply_if_finite(
     optimizers["dyn"], g_dyn, opt["dyn"], dyn, l_dyn
   )
