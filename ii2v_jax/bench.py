@@ -1,7 +1,8 @@
-"""Benchmarks: sampling latency, one train step, input pipeline, matmul peak.
+"""Benchmarks: sampling latency, train steps, input pipeline, matmul peak.
 
   python -m ii2v_jax.bench [--data_dir data] [--out bench_results]
-      [--repeats 5] [--only sample_64,sample_128,train_step,input,matmul]
+      [--repeats 5] [--only matmul,sample_64,sample_128,train_step,
+      train_step_pixel_loss,train_step_gan,input]
 
 Prints a Markdown table and writes `<out>/bench.json`. Each timed program
 reports XLA's FLOP count and the achieved FLOP/s beside the machine's
