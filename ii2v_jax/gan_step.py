@@ -35,10 +35,6 @@ class GanSettings:
   temporal_r1_gamma: float
   seed: int
 
-  def active(self, step: int) -> bool:
-    """Whether 0-based `step` is in the GAN phase (iterations count from 1)."""
-    return step + 1 >= self.start_iteration
-
 
 def settings_from_config(config, patch_graphdef, temporal_graphdef):
   g = config.gan

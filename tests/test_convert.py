@@ -20,6 +20,7 @@ from flax import nnx
 from configs import tiny
 from ii2v_jax import checkpoint, convert, inference, optim, state
 from ii2v_jax import torch_checkpoint as tc
+from tools.check_parity import seeded_state_dict  # The fixture's weights.
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "original_rollout_s32.npz"
@@ -68,17 +69,6 @@ def reference_shapes(s, channels=512, poke_channels=32, min_channels=32):
     x_ch = out
   conv("dec.out_conv.conv", 3, x_ch)
   return sd
-
-
-def seeded_state_dict(shapes: dict, seed: int) -> dict:
-  """As tools/check_parity.py's (the fixture's weights)."""
-  rng = np.random.default_rng(seed)
-  out = {}
-  for name in sorted(shapes):
-    shape = tuple(shapes[name])
-    scale = 0.1 if len(shape) == 1 else 1 / np.sqrt(np.prod(shape[1:]))
-    out[name] = (rng.uniform(-1, 1, shape) * scale).astype(np.float32)
-  return out
 
 
 def _config(resolution=64, **model):

@@ -75,8 +75,8 @@ def make_inputs(resolution: int, batch: int, seed: int):
 
 
 def seeded_state_dict(shapes: dict, seed: int) -> dict:
-  """Reproducible weights without torch's RNG; tests/test_convert.py has
-  the same function (the fixture stores a checksum to catch drift)."""
+  """Reproducible weights without torch's RNG (tests/test_convert.py uses
+  it to rebuild the fixture's weights)."""
   rng = np.random.default_rng(seed)
   out = {}
   for name in sorted(shapes):
