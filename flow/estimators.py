@@ -1,9 +1,10 @@
 """Optical flow between RGB frames: one entry point, several methods.
 
 `estimate_flow` validates its input and dispatches to a method in `METHODS`.
-A method is a function `(frames_a_nhw3, frames_b_nhw3, *, preset, min_size)
--> flow_nhw2` on a batch of uint8 RGB pairs; a ported network (e.g. RAFT with
-user-supplied weights) slots in as another entry.
+A method is a function `(frames_a_nhw3, frames_b_nhw3, *, preset, min_size,
+**options) -> flow_nhw2` on a batch of uint8 RGB pairs: "dis" (OpenCV DIS,
+the default) and "raft" (the ported RAFT network; `weights=` a converted
+.npz, see `flow.raft_convert`).
 
 Flow convention (shared by every dataset and by evaluation): flow[y, x] is
 the displacement in pixels of the input resolution that carries pixel (x, y)
@@ -11,6 +12,7 @@ of frame a to its position in frame b; channel 0 = u (+x right), channel 1 =
 v (+y down).
 """
 
+import functools
 from collections.abc import Callable
 
 import cv2
@@ -81,9 +83,92 @@ def dis_flow(
   )
 
 
+@functools.lru_cache(maxsize=4)
+def _raft_fn(weights: str, variant: str | None, iters: int):
+  """Loaded, jitted RAFT (jax is imported only when RAFT is used)."""
+  from flow import raft  # noqa: PLC0415
+
+  model = raft.load_raft(weights, variant)
+  return raft.make_flow_fn(model, iters=iters), model.min_side
+
+
+def _resize(frames_nhwc: np.ndarray, h: int, w: int, interp) -> np.ndarray:
+  """Each (H, W, C) frame resized to (h, w) by cv2 (C = 2 or 3)."""
+  return np.stack(
+    [cv2.resize(f, (w, h), interpolation=interp) for f in frames_nhwc]
+  )
+
+
+def _raft_chunk(fn, a_nhw3, b_nhw3, factor: int, min_side: int):
+  """Upscales, edge-pads (centred, as RAFT's InputPadder) to a multiple of
+  8 (>= min_side), runs `fn`, crops and rescales to the input grid."""
+  h, w = a_nhw3.shape[1:3]
+  bh, bw = h * factor, w * factor
+  hp, wp = (max(min_side, -(-s // 8) * 8) for s in (bh, bw))
+  top, left = (hp - bh) // 2, (wp - bw) // 2
+  pad = ((0, 0), (top, hp - bh - top), (left, wp - bw - left), (0, 0))
+  prep = lambda f: np.pad(
+    f if factor == 1 else _resize(f, bh, bw, cv2.INTER_LINEAR), pad, "edge"
+  )
+  flow = np.asarray(fn(prep(a_nhw3), prep(b_nhw3)))
+  flow = flow[:, top : top + bh, left : left + bw]
+  if factor > 1:
+    flow = _resize(flow, h, w, cv2.INTER_AREA) / factor
+  return flow.astype(np.float32)
+
+
+def raft_flow(
+  frames_a_nhw3: np.ndarray,
+  frames_b_nhw3: np.ndarray,
+  *,
+  weights: str | None = None,
+  variant: str | None = None,
+  iters: int = 12,
+  min_size: int = 256,
+  batch_size: int = 8,
+  preset: str | None = None,
+) -> np.ndarray:
+  """RAFT flow for a batch of pairs (validated uint8 RGB).
+
+  Frames are upscaled like DIS's (`min_size`), edge-padded to a multiple
+  of 8 (at least 64), and the flow is cropped and scaled back.
+
+  Args:
+    frames_a_nhw3, frames_b_nhw3: (N, H, W, 3) uint8 RGB.
+    weights: path of a `python -m flow.raft_convert` .npz (required).
+    variant: "large" / "small" to insist on one; None takes the file's.
+    iters: GRU refinement iterations.
+    min_size: shorter side below which frames are upscaled; 0 disables.
+    batch_size: pairs per device call (bounds memory).
+    preset: ignored (DIS's speed presets have no RAFT meaning).
+
+  Returns:
+    (N, H, W, 2) float32 flow in pixels of the input resolution.
+  """
+  del preset
+  if weights is None:
+    raise ValueError(
+      "method 'raft' needs weights=<converted .npz>; see flow/raft_convert.py"
+    )
+  fn, min_side = _raft_fn(str(weights), variant, iters)
+  factor = _upscale_factor(*frames_a_nhw3.shape[1:3], min_size)
+  return np.concatenate(
+    [
+      _raft_chunk(
+        fn,
+        frames_a_nhw3[i : i + batch_size],
+        frames_b_nhw3[i : i + batch_size],
+        factor,
+        min_side,
+      )
+      for i in range(0, len(frames_a_nhw3), batch_size)
+    ]  # fmt: skip
+  )
+
+
 FlowMethod = Callable[..., np.ndarray]
 
-METHODS: dict[str, FlowMethod] = {"dis": dis_flow}
+METHODS: dict[str, FlowMethod] = {"dis": dis_flow, "raft": raft_flow}
 
 
 def _check_frames(frames_a: np.ndarray, frames_b: np.ndarray) -> None:
@@ -109,17 +194,20 @@ def estimate_flow(
   method: str = "dis",
   preset: str = "medium",
   min_size: int = 256,
+  **options,
 ) -> np.ndarray:
   """Optical flow from frames_a to frames_b.
 
   Args:
     frames_a: uint8 RGB, one frame (H, W, 3) or a batch (N, H, W, 3).
     frames_b: uint8 RGB of the same shape.
-    method: a key of `METHODS` ("dis").
+    method: a key of `METHODS` ("dis", "raft").
     preset: speed/quality preset of the method ("ultrafast", "fast",
       "medium" for DIS).
     min_size: shorter side (pixels) below which frames are upscaled for
       estimation; the flow is returned at the input resolution.
+    **options: method-specific keywords, e.g. for "raft" `weights` (path
+      of a converted .npz, required), `variant`, `iters`.
 
   Returns:
     float32 flow, (H, W, 2) for one pair or (N, H, W, 2) for a batch, in
@@ -143,5 +231,6 @@ def estimate_flow(
     np.ascontiguousarray(frames_b),
     preset=preset,
     min_size=min_size,
+    **options,
   )
   return flow_nhw2[0] if single else flow_nhw2
