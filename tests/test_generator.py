@@ -347,3 +347,23 @@ def test_subpixel_up_conv_equals_flax_conv_transpose():
   up.kernel.value, up.bias.value = ref.kernel.value, ref.bias.value
   x = jax.random.normal(jax.random.key(2), (2, 6, 6, 5))
   np.testing.assert_allclose(up(x), ref(x), atol=1e-5)
+
+
+def test_colour_stats_decoder_restores_x0_colour(inputs64):
+  """With the deviation on, a zero out_conv renders x0's mean colour."""
+  gen = Generator(resolution=64, **NARROW, colour_stats=True, rngs=nnx.Rngs(0))
+  plain = Generator(resolution=64, **NARROW, rngs=nnx.Rngs(0))
+  assert count_params(gen) == count_params(plain)
+  x0, poke = inputs64
+  x0 = 0.3 * x0 + jnp.array([0.5, -0.4, 0.1])  # Distinct colour per channel.
+  conv = gen.dec.out_conv.conv
+  conv.kernel.value = jnp.zeros_like(conv.kernel.value)
+  conv.bias.value = jnp.full_like(conv.bias.value, 1.0)
+  video, _ = gen.rollout(x0, poke, 2)
+  recon, _ = gen.autoencode(x0)
+  mean = jnp.mean(x0, axis=(1, 2), keepdims=True)
+  std = jnp.std(x0, axis=(1, 2), keepdims=True)
+  for frame in (video[:, 0], video[:, 1], recon):
+    np.testing.assert_allclose(
+      frame, jnp.broadcast_to(mean + std, x0.shape), atol=1e-4
+    )
