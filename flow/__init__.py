@@ -1,7 +1,12 @@
-"""Optical flow: estimators (classical DIS; room for ported networks)."""
+"""Optical flow: estimators (OpenCV DIS, ported RAFT), precompute, EPE."""
 
 from flow.chained import compose_flows, estimate_chained_flow
-from flow.estimators import DIS_PRESETS, METHODS, estimate_flow
+from flow.estimators import (
+  DIS_PRESETS,
+  METHODS,
+  estimate_flow,
+  estimator_identity,
+)
 from flow.metrics import endpoint_error
 
 __all__ = [
@@ -11,4 +16,5 @@ __all__ = [
   "endpoint_error",
   "estimate_chained_flow",
   "estimate_flow",
+  "estimator_identity",
 ]

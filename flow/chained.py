@@ -45,12 +45,15 @@ def estimate_chained_flow(
   method: str = "dis",
   preset: str = "fast",
   min_size: int = 256,
+  **options,
 ) -> np.ndarray:
   """Flow from the first to the last frame of a clip, through every frame.
 
   Args:
     video_thw3: (T + 1, H, W, 3) uint8 RGB clip, T >= 1.
     method, preset, min_size: as for `estimate_flow` (per frame pair).
+    **options: method-specific keywords of `estimate_flow`, e.g. for
+      "raft" `weights`, `variant`, `iters`.
 
   Returns:
     (H, W, 2) float32 flow frame 0 -> frame T, pixels, (u, v).
@@ -66,5 +69,6 @@ def estimate_chained_flow(
     method=method,
     preset=preset,
     min_size=min_size,
+    **options,
   )
   return compose_flows(steps_thw2)

@@ -13,6 +13,8 @@ v (+y down).
 """
 
 import functools
+import hashlib
+import inspect
 from collections.abc import Callable
 
 import cv2
@@ -169,6 +171,49 @@ def raft_flow(
 FlowMethod = Callable[..., np.ndarray]
 
 METHODS: dict[str, FlowMethod] = {"dis": dis_flow, "raft": raft_flow}
+
+
+def _file_sha256(path) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def estimator_identity(method: str, options: dict | None = None) -> dict:
+  """What determines the values of `estimate_flow(method=..., **options)`.
+
+  Used to tell whether stored flow was made with the same settings: the
+  method's defaults are filled in, a `weights` path is replaced by the
+  sha256 of its file (a moved file is the same estimator, a reconverted
+  one is not), and settings that do not change the values (`batch_size`;
+  `preset` for RAFT, which ignores it) are dropped.
+
+  Returns:
+    A JSON-serializable dict, keys sorted, "method" first.
+
+  Raises:
+    ValueError: unknown method or option.
+    FileNotFoundError: the weights file does not exist.
+  """
+  if method not in METHODS:
+    raise ValueError(
+      f"unknown flow method {method!r}; choose one of {sorted(METHODS)}"
+    )
+  params = inspect.signature(METHODS[method]).parameters.values()
+  keywords = {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
+  unknown = set(options or {}) - set(keywords)
+  if unknown:
+    raise ValueError(f"unknown option(s) of {method!r}: {sorted(unknown)}")
+  full = dict(keywords)
+  full.update(options or {})
+  full.pop("batch_size", None)
+  if method == "raft":
+    full.pop("preset", None)
+  if full.get("weights") is not None:
+    full["weights"] = "sha256:" + _file_sha256(full["weights"])
+  return {"method": method, **{k: full[k] for k in sorted(full)}}
 
 
 def _check_frames(frames_a: np.ndarray, frames_b: np.ndarray) -> None:

@@ -300,6 +300,14 @@ def load_raft(path, variant: str | None = None, precision=None) -> RAFT:
   )
 
 
+def save_raft(model: RAFT, path) -> None:
+  """Writes `model`'s weights as a `flow.raft_convert` .npz (`load_raft`
+  reads it back), e.g. random-init weights for plumbing checks."""
+  flat = nnx.to_flat_state(nnx.state(model))
+  params = {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in flat}
+  raft_convert.write_npz(path, model.variant, params)
+
+
 def init_raft(variant: str = "large", seed: int = 0, precision=None) -> RAFT:
   """RAFT with random weights (benchmarks and tests)."""
   return RAFT(variant, precision=precision, rngs=nnx.Rngs(seed))

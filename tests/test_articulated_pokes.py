@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+import flow
 from datasets import features
 from datasets.articulated_pokes import (
   articulated_pokes_dataset_builder as apb,
@@ -288,3 +289,39 @@ def test_make_config_names():
   )
   with pytest.raises(ValueError):
     apb.make_config(8)
+
+
+def test_flow_estimator_from_config(tmp_path):
+  opts = {"preset": "ultrafast"}
+  name = apb.make_config(64, num_train=1, num_test=1, flow_options=opts).name
+  assert name.startswith("64_train1_test1_flow-dis-")
+  assert clips.flow_settings() == (
+    clips.CHAINED_FLOW_KWARGS,
+    clips.PAIR_FLOW_KWARGS,
+  )
+  raft_kw = clips.flow_settings("raft", {"weights": "w.npz", "iters": 4})
+  assert (
+    raft_kw[0]
+    == raft_kw[1]
+    == dict(method="raft", min_size=256, weights="w.npz", iters=4)
+  )
+  args = build._parser().parse_args(
+    ["--data_dir", "x", "--flow_method", "raft", "--flow_weights", "w.npz"]
+  )
+  assert build.flow_options(args) == {"weights": "w.npz"}
+  builder = build.build(
+    str(tmp_path), num_train=1, num_test=1, flow_options=opts
+  )
+  assert builder.builder_config.name == name
+  example = builder.as_data_source()["test"][0]
+  video = example["video"]
+  np.testing.assert_array_equal(
+    example["pair_flow"],
+    flow.estimate_flow(video[0], video[-1], preset="ultrafast"),
+  )
+  np.testing.assert_array_equal(
+    example["flow"], flow.estimate_chained_flow(video, preset="ultrafast")
+  )
+  assert not np.array_equal(
+    example["pair_flow"], clips.make_clip("test", 0)["pair_flow"]
+  )

@@ -84,7 +84,7 @@ def test_batch_matches_single_pairs():
     (
       np.zeros((8, 8, 3), np.uint8),
       np.zeros((8, 8, 3), np.uint8),
-      {"method": "raft"},
+      {"method": "farneback"},
       "unknown flow method",
     ),
     (
@@ -146,3 +146,12 @@ def test_chained_flow_follows_a_moving_texture():
   )
   with pytest.raises(ValueError, match="T >= 1"):
     flow.estimate_chained_flow(np.stack(frames[:1]))
+
+
+def test_chained_flow_forwards_method_options():
+  video = np.zeros((3, 16, 16, 3), np.uint8)
+  # Reaches RAFT, which names its missing option: options are forwarded.
+  with pytest.raises(ValueError, match="needs weights"):
+    flow.estimate_chained_flow(video, method="raft")
+  with pytest.raises(TypeError, match="bogus"):
+    flow.estimate_chained_flow(video, bogus=1)

@@ -217,3 +217,12 @@ def test_estimate_flow_raft_pads_and_upscales(small_npz):
   assert up.shape == (1, 44, 70, 2) and np.isfinite(up).all()
   with pytest.raises(ValueError, match="needs weights"):
     flow.estimate_flow(a, b, method="raft")
+
+
+def test_save_raft_round_trip(small_npz, small_model, tmp_path):
+  raft.save_raft(small_model, tmp_path / "saved.npz")
+  variant, saved = raft_convert.read_npz(tmp_path / "saved.npz")
+  _, original = raft_convert.read_npz(small_npz)
+  assert variant == "small" and saved.keys() == original.keys()
+  for key, value in original.items():
+    np.testing.assert_array_equal(saved[key], value, err_msg=key)

@@ -1,15 +1,19 @@
 """TFDS builder of the synthetic articulated-pokes dataset (no download).
 
 Configs "64" (default) and "128" name the resolution; `make_config` makes
-configs with other example counts or clip lengths (e.g. tiny test builds).
+configs with other example counts, clip lengths (e.g. tiny test builds) or
+flow estimators (e.g. RAFT instead of the default DIS).
 Read the prepared data with `builder.as_data_source()` (no TensorFlow).
 """
 
 import dataclasses
+import hashlib
+import json
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+import flow
 from datasets import features
 from datasets.articulated_pokes import clips, objects
 
@@ -19,12 +23,30 @@ RESOLUTIONS = (64, 128)
 
 @dataclasses.dataclass(eq=False)
 class ArticulatedPokesConfig(tfds.core.BuilderConfig):
-  """Resolution, clip length and example counts of a build."""
+  """Resolution, clip length, example counts and flow estimator of a build.
+
+  `flow_method` / `flow_options` choose the estimator of the stored `flow`
+  and `pair_flow` (`clips.flow_settings`; "dis" without options: the
+  tuned DIS defaults).
+  """
 
   resolution: int = 64
   num_frames: int = clips.NUM_FRAMES
   num_train: int = NUM_TRAIN
   num_test: int = NUM_TEST
+  flow_method: str = "dis"
+  flow_options: dict = dataclasses.field(default_factory=dict)
+
+
+def _flow_suffix(method: str, options: dict) -> str:
+  """Config-name suffix of an estimator: empty for the default, else
+  "_flow-<method>-<hash>", the hash over every setting that changes the
+  values (`flow.estimator_identity`: weights by content)."""
+  if method == "dis" and not options:
+    return ""
+  identity = flow.estimator_identity(method, options)
+  digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
+  return f"_flow-{method}-{digest.hexdigest()[:8]}"
 
 
 def _config_name(resolution, num_frames, num_train, num_test) -> str:
@@ -42,27 +64,36 @@ def make_config(
   num_frames: int = clips.NUM_FRAMES,
   num_train: int = NUM_TRAIN,
   num_test: int = NUM_TEST,
+  flow_method: str = "dis",
+  flow_options: dict | None = None,
 ) -> ArticulatedPokesConfig:
   """Config for these parameters; its name encodes every non-default one.
 
-  The predefined "64" / "128" configs are returned for default counts.
+  The predefined "64" / "128" configs are returned for default counts and
+  flow. A non-default estimator adds "_flow-<method>-<hash of settings>".
   """
   if resolution < 16 or num_frames < 2 or min(num_train, num_test) < 0:
     raise ValueError(
       f"bad config: resolution={resolution}, num_frames={num_frames}, "
       f"num_train={num_train}, num_test={num_test}"
     )
+  flow_options = dict(flow_options or {})
   name = _config_name(resolution, num_frames, num_train, num_test)
+  flow_suffix = _flow_suffix(flow_method, flow_options)
+  name += flow_suffix
   for config in Builder.BUILDER_CONFIGS:
     if config.name == name:
       return config
   return ArticulatedPokesConfig(
     name=name,
-    description=f"{resolution}x{resolution}, custom counts / length",
+    description=f"{resolution}x{resolution}, custom counts / length"
+    + (f" / flow {flow_method} {flow_options}" if flow_suffix else ""),
     resolution=resolution,
     num_frames=num_frames,
     num_train=num_train,
     num_test=num_test,
+    flow_method=flow_method,
+    flow_options=flow_options,
   )
 
 
@@ -126,6 +157,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       yield (
         index,
         clips.make_clip(
-          split, index, resolution=cfg.resolution, num_frames=cfg.num_frames
+          split,
+          index,
+          resolution=cfg.resolution,
+          num_frames=cfg.num_frames,
+          flow_method=cfg.flow_method,
+          flow_options=cfg.flow_options,
         ),
       )

@@ -1,7 +1,12 @@
 """Builds the articulated-pokes dataset; a finished build is reused.
 
   python -m datasets.articulated_pokes.build --data_dir data \\
-      [--resolution 64] [--num_train N --num_test M] [--num_frames F]
+      [--resolution 64] [--num_train N --num_test M] [--num_frames F] \\
+      [--flow_method dis|raft] [--flow_preset P] \\
+      [--flow_weights raft.npz --flow_variant large|small --flow_iters 12]
+
+Without --flow_* flags the stored flow is the tuned DIS default; any
+--flow_* flag makes a separate build (config name "..._flow-<method>-<hash>").
 """
 
 import argparse
@@ -19,10 +24,17 @@ def build(
   num_train: int = apb.NUM_TRAIN,
   num_test: int = apb.NUM_TEST,
   num_frames: int = clips.NUM_FRAMES,
+  flow_method: str = "dis",
+  flow_options: dict | None = None,
 ) -> apb.Builder:
   """Prepares (or reuses) the build; returns its builder."""
   config = apb.make_config(
-    resolution, num_frames=num_frames, num_train=num_train, num_test=num_test
+    resolution,
+    num_frames=num_frames,
+    num_train=num_train,
+    num_test=num_test,
+    flow_method=flow_method,
+    flow_options=flow_options,
   )
   builder = apb.Builder(data_dir=data_dir, config=config)
   builder.download_and_prepare()
@@ -35,14 +47,37 @@ def disk_usage(path: str) -> int:
   return sum(f.stat().st_size for f in files if f.is_file())
 
 
-def main(argv: list[str] | None = None) -> None:
+def flow_options(args: argparse.Namespace) -> dict:
+  """`estimate_flow` options from the --flow_* flags given (none: {})."""
+  names = {
+    "flow_preset": "preset",
+    "flow_weights": "weights",
+    "flow_variant": "variant",
+    "flow_iters": "iters",
+    "flow_min_size": "min_size",
+  }
+  given = {k: getattr(args, a) for a, k in names.items()}
+  return {k: v for k, v in given.items() if v is not None}
+
+
+def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--resolution", type=int, default=64)
   parser.add_argument("--num_train", type=int, default=apb.NUM_TRAIN)
   parser.add_argument("--num_test", type=int, default=apb.NUM_TEST)
   parser.add_argument("--num_frames", type=int, default=clips.NUM_FRAMES)
-  args = parser.parse_args(argv)
+  parser.add_argument("--flow_method", default="dis", choices=("dis", "raft"))
+  parser.add_argument("--flow_preset", help="DIS preset (default: tuned)")
+  parser.add_argument("--flow_weights", help="RAFT .npz (flow.raft_convert)")
+  parser.add_argument("--flow_variant", choices=("large", "small"))
+  parser.add_argument("--flow_iters", type=int, help="RAFT iterations")
+  parser.add_argument("--flow_min_size", type=int, help="default 256")
+  return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+  args = _parser().parse_args(argv)
   start = time.perf_counter()
   builder = build(
     args.data_dir,
@@ -50,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     num_train=args.num_train,
     num_test=args.num_test,
     num_frames=args.num_frames,
+    flow_method=args.flow_method,
+    flow_options=flow_options(args),
   )
   seconds = time.perf_counter() - start
   splits = builder.info.splits

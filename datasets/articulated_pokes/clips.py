@@ -28,6 +28,21 @@ PAIR_FLOW_KWARGS = dict(method="dis", preset="medium", min_size=256)
 CHAINED_FLOW_KWARGS = dict(method="dis", preset="fast", min_size=256)
 
 
+def flow_settings(
+  method: str = "dis", options: dict | None = None
+) -> tuple[dict, dict]:
+  """`estimate_*` keywords of the stored (`flow`, `pair_flow`).
+
+  DIS without options gives the tuned defaults above; any other choice
+  applies `options` (e.g. RAFT's weights, variant, iters) to both, with
+  the same upscaling of small frames (min_size 256) unless overridden.
+  """
+  if method == "dis" and not options:
+    return CHAINED_FLOW_KWARGS, PAIR_FLOW_KWARGS
+  kwargs = dict(method=method, min_size=256, **(options or {}))
+  return kwargs, kwargs
+
+
 @dataclasses.dataclass(frozen=True)
 class Scene:
   """Everything drawn at random for one clip (normalized units)."""
@@ -117,6 +132,8 @@ def make_clip(
   resolution: int = 64,
   num_frames: int = NUM_FRAMES,
   estimate_flow: bool = True,
+  flow_method: str = "dis",
+  flow_options: dict | None = None,
 ) -> dict[str, np.ndarray]:
   """All features of one example (see the builder for their meaning).
 
@@ -125,7 +142,8 @@ def make_clip(
     index: example index within the split.
     resolution: frame size S in pixels.
     num_frames: T + 1.
-    estimate_flow: also estimate `flow` (chained DIS) and `pair_flow`.
+    estimate_flow: also estimate `flow` (chained) and `pair_flow`.
+    flow_method, flow_options: the estimator, see `flow_settings`.
   """
   scene = make_scene(split, index, num_frames)
   obj = scene.obj
@@ -150,8 +168,7 @@ def make_clip(
     "object_id": np.int32(obj.kind),
   }
   if estimate_flow:
-    clip["flow"] = flow.estimate_chained_flow(video, **CHAINED_FLOW_KWARGS)
-    clip["pair_flow"] = flow.estimate_flow(
-      video[0], video[-1], **PAIR_FLOW_KWARGS
-    )
+    chained_kw, pair_kw = flow_settings(flow_method, flow_options)
+    clip["flow"] = flow.estimate_chained_flow(video, **chained_kw)
+    clip["pair_flow"] = flow.estimate_flow(video[0], video[-1], **pair_kw)
   return clip
