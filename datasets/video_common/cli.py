@@ -1,0 +1,98 @@
+"""Command-line pieces shared by the real-footage builders' build.py."""
+
+import argparse
+
+from datasets.video_common import clips, report
+
+FLOW_FLAGS = {
+  "flow_preset": "preset",
+  "flow_weights": "weights",
+  "flow_variant": "variant",
+  "flow_iters": "iters",
+  "flow_min_size": "min_size",
+}
+
+
+def add_clip_flags(parser: argparse.ArgumentParser, **defaults) -> None:
+  """Flags of a `ClipSpec`, the flow estimator and the workers.
+
+  `defaults` overrides flag defaults (e.g. a dataset's frame_spacing).
+  """
+  spec = clips.ClipSpec()
+  add = parser.add_argument
+  add("--resolution", type=int, default=spec.resolution)
+  add("--num_frames", type=int, default=spec.num_frames, help="T + 1")
+  add("--frame_spacing", type=int, default=spec.frame_spacing)
+  add("--clip_step", type=int, help="default: num_frames - 1")
+  add("--aspect", choices=("crop", "squash"), default=spec.aspect)
+  add("--interpolation", choices=("linear", "area"), default="linear")
+  add("--flow_size", type=int, default=spec.flow_size)
+  add("--flow_method", default="dis", choices=("dis", "raft"))
+  add("--flow_chained", action="store_true", help="compose per-frame flows")
+  add("--flow_preset", help="DIS preset (default: medium, chained: fast)")
+  add("--flow_weights", help="RAFT .npz (python -m flow.raft_convert)")
+  add("--flow_variant", choices=("large", "small"))
+  add("--flow_iters", type=int, help="RAFT iterations")
+  add("--flow_min_size", type=int, help="default 256")
+  add("--num_workers", type=int, default=0, help="0: in this process")
+  add("--no_progress", action="store_true", help="no progress bars")
+  parser.set_defaults(**defaults)
+
+
+def clip_spec(args: argparse.Namespace) -> clips.ClipSpec:
+  """The `ClipSpec` the flags describe."""
+  options = {k: getattr(args, a) for a, k in FLOW_FLAGS.items()}
+  return clips.ClipSpec(
+    resolution=args.resolution,
+    num_frames=args.num_frames,
+    frame_spacing=args.frame_spacing,
+    clip_step=args.clip_step,
+    aspect=args.aspect,
+    interpolation=args.interpolation,
+    flow_size=args.flow_size,
+    flow_method=args.flow_method,
+    flow_options={k: v for k, v in options.items() if v is not None},
+    flow_chained=args.flow_chained,
+  )
+
+
+def print_summary(builder, seconds: float) -> None:
+  """Examples per split, disk use, time and decoded frames/s.
+
+  The builder printed its skip report when it finished; for a reused
+  build the report stored in its metadata is printed here.
+  """
+  info = builder.info
+  counts = ", ".join(
+    f"{name}: {split.num_examples}" for name, split in info.splits.items()
+  )
+  print(f"dataset:  {info.full_name}")
+  print(f"location: {builder.data_dir}")
+  print(f"examples: {counts}")
+  frames = builder.report.frames_decoded
+  if not frames:  # Reused: nothing was decoded now.
+    stored = dict(info.metadata or {}).get("report", {})
+    skipped = stored.get("skipped", [])
+    print(f"reused an existing build; it skipped {len(skipped)} inputs")
+    for item in skipped:
+      print(f"  [{item['split']}] {item['path']}: {item['reason']}")
+  print(f"disk:     {report.disk_usage(builder.data_dir) / 2**20:.1f} MiB")
+  print(f"time:     {seconds:.1f} s")
+  if frames:
+    per_worker = frames / max(builder.report.video_seconds, 1e-9)
+    print(
+      f"speed:    {frames / seconds:.0f} decoded frames/s overall, "
+      f"{per_worker:.0f} per worker (decode, resize, flow)"
+    )
+
+
+def train_command(builder, data_dir: str) -> str:
+  """The launch.py line that trains on this build."""
+  spec = builder.builder_config.spec
+  name = f"{builder.info.name}/{builder.builder_config.name}"
+  flags = f"--config.data.name={name} --config.data.data_dir={data_dir}"
+  if spec.resolution != 64:
+    flags += f" --config.data.resolution={spec.resolution}"
+  if spec.num_frames != 11:
+    flags += f" --config.data.num_frames={spec.num_frames - 1}"
+  return f"python launch.py --config configs/synthetic.py {flags}"

@@ -1,0 +1,1 @@
+"""Any folder of videos or frame folders as a dataset (TFDS builder)."""
