@@ -5,13 +5,16 @@ A builder lists its videos as `VideoJob`s per split and yields
 `_generate_examples`; every clip then follows the shared feature spec
 (`datasets.features`) and unreadable inputs land in the `BuildReport`.
 
+  builder  ManualVideoBuilder: 64 / 128 configs, options, plan -> splits
   frames   square crop / squash, the reference's resizes of frames and flow
+  masks    GrabCut foreground masks for poke sampling (the reference's)
   clips    ClipSpec, VideoJob, video_examples (decode, sample, flow)
   probe    frame counts and ffmpeg's reason for an unreadable file
   splits   videos into train / test: by ratio, by file lists, by time
   runner   worker processes in job order, progress bars, skip reporting
   report   BuildReport (counts, skipped inputs and reasons), disk_usage
-  cli      flags shared by the builders' build.py, the end-of-build summary
+  cli      flags shared by the builders' build.py, the end-of-build summary,
+           build_manual / main_manual for ManualVideoBuilder datasets
 """
 
 from datasets.video_common.clips import (

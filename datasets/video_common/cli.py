@@ -1,6 +1,11 @@
 """Command-line pieces shared by the real-footage builders' build.py."""
 
 import argparse
+import dataclasses
+import sys
+import time
+
+import tensorflow_datasets as tfds
 
 from datasets.video_common import clips, report
 
@@ -34,6 +39,9 @@ def add_clip_flags(parser: argparse.ArgumentParser, **defaults) -> None:
   add("--flow_variant", choices=("large", "small"))
   add("--flow_iters", type=int, help="RAFT iterations")
   add("--flow_min_size", type=int, help="default 256")
+  add("--fg_mask", choices=("none", "grabcut"), default=spec.fg_mask)
+  add("--mask_margin", type=int, default=spec.mask_margin, help="poke size")
+  add("--flow_target", type=int, help="flow x_0 -> x_k (default k = T)")
   add("--num_workers", type=int, default=0, help="0: in this process")
   add("--no_progress", action="store_true", help="no progress bars")
   parser.set_defaults(**defaults)
@@ -53,6 +61,9 @@ def clip_spec(args: argparse.Namespace) -> clips.ClipSpec:
     flow_method=args.flow_method,
     flow_options={k: v for k, v in options.items() if v is not None},
     flow_chained=args.flow_chained,
+    fg_mask=args.fg_mask,
+    mask_margin=args.mask_margin,
+    flow_target=args.flow_target,
   )
 
 
@@ -95,4 +106,84 @@ def train_command(builder, data_dir: str) -> str:
     flags += f" --config.data.resolution={spec.resolution}"
   if spec.num_frames != 11:
     flags += f" --config.data.num_frames={spec.num_frames - 1}"
+  if spec.fg_mask != "none":  # Pokes inside the stored foreground.
+    flags += " --config.data.filter_flow=True"
   return f"python launch.py --config configs/synthetic.py {flags}"
+
+
+def build_manual(
+  builder_cls,
+  manual_dir: str,
+  data_dir: str,
+  *,
+  num_workers: int = 0,
+  progress: bool = True,
+  overwrite: bool = False,
+  **settings,
+):
+  """Prepares (or reuses) a `ManualVideoBuilder` build; returns the
+  builder. `settings`: resolution, the dataset's OPTIONS, ClipSpec fields.
+  """
+  config = builder_cls.make_config(**settings)
+  builder = builder_cls(
+    data_dir=data_dir,
+    config=config,
+    num_workers=num_workers,
+    progress=progress,
+  )
+  mode = tfds.download.GenerateMode
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir,
+      download_mode=mode.FORCE_REDOWNLOAD
+      if overwrite
+      else mode.REUSE_DATASET_IF_EXISTS,
+    )
+  )
+  return builder
+
+
+def manual_parser(builder_cls, doc: str, **defaults) -> argparse.ArgumentParser:
+  """--manual_dir, --data_dir, --overwrite, one flag per OPTIONS entry and
+  the clip flags with the dataset's defaults."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--manual_dir", required=True, help="the raw data")
+  parser.add_argument("--data_dir", required=True)
+  parser.add_argument("--overwrite", action="store_true")
+  for key, value in builder_cls.OPTIONS.items():
+    kind = (
+      (lambda s: s.lower() in ("1", "true", "yes"))
+      if isinstance(value, bool)
+      else type(value)
+    )
+    parser.add_argument(f"--{key}", type=kind, default=value)
+  spec = dataclasses.asdict(builder_cls.DEFAULT_SPEC)
+  spec.pop("flow_options")
+  add_clip_flags(parser, **(spec | defaults))
+  return parser
+
+
+def main_manual(builder_cls, doc: str, argv=None) -> int:
+  """A build.py main: parse, build, print the summary (exit 0; 2 on bad
+  usage or a missing manual directory)."""
+  args = manual_parser(builder_cls, doc).parse_args(argv)
+  spec = clip_spec(args)
+  settings = {k: getattr(spec, k) for k in spec.__dataclass_fields__}
+  settings |= {k: getattr(args, k) for k in builder_cls.OPTIONS}
+  start = time.perf_counter()
+  try:
+    builder = build_manual(
+      builder_cls,
+      args.manual_dir,
+      args.data_dir,
+      num_workers=args.num_workers,
+      progress=not args.no_progress,
+      overwrite=args.overwrite,
+      **settings,
+    )
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print_summary(builder, time.perf_counter() - start)
+  print(f"train:    {train_command(builder, args.data_dir)}")
+  return 0

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import flow
-from datasets.video_common import frames, probe
+from datasets.video_common import frames, masks, probe
 from flow.video_io import BadInputError, Source, iter_frames
 
 # Estimator of the stored flow unless a build names another: DIS on the
@@ -42,7 +42,10 @@ class ClipSpec:
   is estimated (the reference's 256). flow_method / flow_options:
   `flow.estimate_flow` keywords (None options: the DIS defaults above).
   flow_chained: compose flows between consecutive clip frames instead of
-  estimating x_0 -> x_T directly.
+  estimating x_0 -> x_T directly. fg_mask: "none" (all ones) or "grabcut"
+  (`masks.grabcut_mask` of x_0 at S, rectangle margin mask_margin).
+  flow_target: clip index k of the flow's end frame, x_0 -> x_k (None:
+  the last, T; Human3.6M's reference quirk stores T / 2).
   """
 
   resolution: int = 64
@@ -55,6 +58,9 @@ class ClipSpec:
   flow_method: str = "dis"
   flow_options: dict = dataclasses.field(default_factory=dict)
   flow_chained: bool = False
+  fg_mask: str = "none"
+  mask_margin: int = 3
+  flow_target: int | None = None
 
   def __post_init__(self):
     if self.resolution < 8 or self.num_frames < 2 or self.frame_spacing < 1:
@@ -63,6 +69,12 @@ class ClipSpec:
       raise ValueError(f"clip_step must be >= 1, got {self.clip_step}")
     if self.aspect not in frames.ASPECTS:
       raise ValueError(f"aspect must be one of {frames.ASPECTS}")
+    if self.flow_target is not None and not (
+      0 < self.flow_target < self.num_frames
+    ):
+      raise ValueError(f"flow_target must be in [1, T], got {self.flow_target}")
+    if self.fg_mask not in masks.METHODS:
+      raise ValueError(f"fg_mask must be one of {masks.METHODS}")
     if self.interpolation not in frames.INTERPOLATIONS:
       raise ValueError(f"interpolation: one of {list(frames.INTERPOLATIONS)}")
     # Unknown methods, options or weights files fail here, not per video.
@@ -80,21 +92,26 @@ class ClipSpec:
       return dict(CHAINED_DIS if self.flow_chained else PAIR_DIS)
     return dict(method=self.flow_method, min_size=256, **self.flow_options)
 
-  def name_suffix(self) -> str:
-    """Config-name suffix naming every non-default setting ("" if none).
+  def name_suffix(self, default: "ClipSpec | None" = None) -> str:
+    """Config-name suffix naming every setting that differs from
+    `default` (a dataset's own defaults; None: `ClipSpec()`), "" if none.
 
     A non-default estimator adds "_flow-<method>-<hash>", the hash over
     every setting that changes its values (weights files by content).
     """
-    default = ClipSpec()
+    default = default or ClipSpec()
+    spacing, step = self.frame_spacing, self.step
     tokens = [
       (self.num_frames, default.num_frames, f"frames{self.num_frames}"),
-      (self.frame_spacing, 1, f"spacing{self.frame_spacing}"),
-      (self.step, self.num_frames - 1, f"step{self.step}"),
+      (self.frame_spacing, default.frame_spacing, f"spacing{spacing}"),
+      (self.step, default.clip_step or self.num_frames - 1, f"step{step}"),
       (self.aspect, default.aspect, self.aspect),
       (self.interpolation, default.interpolation, self.interpolation),
       (self.flow_size, default.flow_size, f"flowsize{self.flow_size}"),
-      (self.flow_chained, False, "chained"),
+      (self.flow_chained, default.flow_chained, "chained"),
+      (self.fg_mask, default.fg_mask, f"mask-{self.fg_mask}"),
+      (self.mask_margin, default.mask_margin, f"margin{self.mask_margin}"),
+      (self.flow_target, default.flow_target, f"flowto{self.flow_target}"),
     ]
     suffix = "".join(f"_{t}" for value, dflt, t in tokens if value != dflt)
     if self.flow_method != "dis" or self.flow_options:
@@ -158,8 +175,11 @@ def _sampled(job: VideoJob, spec: ClipSpec, decoded: list):
 
 
 def clip_flow(clip_thw3: np.ndarray, spec: ClipSpec) -> np.ndarray:
-  """(S, S, 2) float32 flow x_0 -> x_T of a (T+1, F, F, 3) clip at F."""
+  """(S, S, 2) float32 flow x_0 -> x_k of a (T+1, F, F, 3) clip at F
+  (k: spec.flow_target, default T)."""
   kwargs = spec.flow_kwargs()
+  if spec.flow_target is not None:
+    clip_thw3 = clip_thw3[: spec.flow_target + 1]
   if spec.flow_chained:
     flow_hw2 = flow.estimate_chained_flow(clip_thw3, **kwargs)
   else:
@@ -181,7 +201,7 @@ def make_example(window, job: VideoJob, spec: ClipSpec) -> tuple[str, dict]:
   example = {
     "video": video,
     "flow": clip_flow(clip_thw3, spec),
-    "fg_mask": np.ones((size, size), np.uint8),  # Unknown: everything.
+    "fg_mask": masks.foreground(video[0], spec.fg_mask, spec.mask_margin),
     "video_id": np.int32(job.video_id),
     "start_frame": np.int32(start),
     "object_id": np.int32(job.object_id),

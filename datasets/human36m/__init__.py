@@ -1,0 +1,1 @@
+"""Human3.6M videos as a dataset (TFDS builder)."""

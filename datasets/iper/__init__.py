@@ -1,0 +1,1 @@
+"""iPER (Impersonator) videos as a dataset (TFDS builder)."""

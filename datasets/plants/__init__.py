@@ -1,0 +1,1 @@
+"""Poking Plants (II2V's own recordings) as a dataset (TFDS builder)."""

@@ -1,0 +1,1 @@
+"""TaiChi-HD (first-order-motion-model crops) as a dataset (TFDS builder)."""
