@@ -5,7 +5,7 @@ from configs import presets
 
 def get_config(arg: str | None = None):
   return presets.dataset_config(
-    name="poking_plants",
+    name="plants",
     arg=arg,
     batch_size={64: 10, 128: 9},
     subsample_step={64: 1, 128: 2},

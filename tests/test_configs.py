@@ -57,3 +57,14 @@ def test_deviations_off_in_presets_and_older_workdirs_load():
   gen = state.build_generator(old)
   assert not gen.dec.colour_stats
   assert isinstance(gen, generator.Generator)
+
+
+@pytest.mark.parametrize("name", ["iper", "plants", "human36m", "taichi"])
+def test_preset_dataset_names_match_builders(name):
+  c = importlib.import_module(f"configs.{name}").get_config("128")
+  builder_name, config_name = c.data.name.split("/")
+  module = importlib.import_module(
+    f"datasets.{builder_name}.{builder_name}_dataset_builder"
+  )
+  assert module.Builder.name == builder_name
+  assert config_name in {cfg.name for cfg in module.Builder.BUILDER_CONFIGS}
