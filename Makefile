@@ -36,7 +36,7 @@ demo: train evaluate sample
 	@echo "dataset:     $(DATA_DIR)/articulated_pokes/64"
 	@echo "checkpoints: $(WORKDIR)/checkpoints"
 	@echo "tensorboard: $(BIN)/tensorboard --logdir $(WORKDIR)/tb (pip install tensorboard)"
-	@echo "evaluation:  $(WORKDIR)/eval.json, $(WORKDIR)/eval.md"
+	@echo "evaluation:  $(WORKDIR)/eval.json, $(WORKDIR)/eval.md, $(WORKDIR)/eval_curves.png"
 	@echo "poked video: $(WORKDIR)/samples/"
 
 test: $(INSTALLED)

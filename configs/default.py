@@ -108,6 +108,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.num_clips = 1000  # Test clips evaluated (seeded pokes).
   c.eval.batch_size = 16  # Clips per evaluation batch.
   c.eval.seed = 42  # Seeds test-clip selection and simulated pokes.
+  # Metrics of `python -m ii2v_jax.evaluate`, comma-separated, from
+  # lpips,ssim,psnr,fvd,poke,joints (joints: datasets with joint tracks).
+  # ssim and psnr each give both flavours (standard and reference PL 0.9).
+  c.eval.metrics = "lpips,ssim,psnr,fvd,poke,joints"
+  # Clips in each FVD set (the first ones evaluated); -1 = all. The
+  # reference used 976; FVD with fewer clips is biased upwards.
+  c.eval.fvd_clips = -1
+  # Train steps between quick test metrics (LPIPS, SSIM, PSNR on
+  # `train_clips` fixed test clips) in TensorBoard; 0 = off.
+  c.eval.every = 5000
+  c.eval.train_clips = 8
 
   c.mesh = ml_collections.ConfigDict()
   c.mesh.data = -1  # Devices on the data axis; -1 uses all devices.

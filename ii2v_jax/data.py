@@ -17,6 +17,10 @@ import tensorflow_datasets as tfds
 
 from ii2v_jax import augment, poke
 
+# Optional ground-truth tracks some datasets store: (T+1, J, 2) pixel
+# (x, y) joint positions, padded, and how many are real.
+TRACK_FEATURES = ("joints", "num_joints")
+
 
 class DataError(RuntimeError):
   """A dataset is missing or does not match the config."""
@@ -171,6 +175,7 @@ def eval_examples(data_cfg, *, num_clips: int, seed: int, split=None):
 
   Clip selection and each clip's poke depend only on `seed` and the clip
   index, so every run (and every device count) evaluates the same pokes.
+  Examples carry `TRACK_FEATURES` where the dataset stores them.
   """
   split = split or data_cfg.test_split
   source = open_split(data_cfg.data_dir, data_cfg.name, split)
@@ -181,8 +186,12 @@ def eval_examples(data_cfg, *, num_clips: int, seed: int, split=None):
 
   def load(i: int) -> dict:
     rng = np.random.default_rng([seed, int(order[i])])
-    out = transform(source[int(order[i])], rng)
+    example = source[int(order[i])]
+    out = transform(example, rng)
     out["clip_index"] = np.int32(order[i])
+    for key in TRACK_FEATURES:  # Evaluation's joint-tracking error.
+      if key in example:
+        out[key] = np.asarray(example[key])
     return out
 
   return n, load

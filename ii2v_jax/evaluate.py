@@ -1,130 +1,219 @@
-"""Evaluate a trained workdir on seeded test pokes (REFERENCE.md §9).
+"""Evaluate a trained workdir with the reference protocol (REFERENCE.md §9).
 
   python -m ii2v_jax.evaluate --workdir runs/synthetic [--split test]
-      [--num_clips 1000] [--seed 42]
+      [--num_clips 1000] [--seed 42] [--metrics lpips,ssim,psnr,fvd,poke]
+      [--fvd_clips N]
 
-Every metric compares the predicted frames x_1..x_T with the ground truth
-(x_0 excluded). The copy-the-first-frame baseline is evaluated alongside.
-Writes `<workdir>/eval.json` and `<workdir>/eval.md`.
+Seeded test clips with one simulated poke each; the model rolls out T
+frames and every metric compares x_1..x_T with the ground truth (x_0
+excluded), for the model and for the copy-the-first-frame baseline: LPIPS
+(VGG), SSIM and PSNR in the standard per-frame and the reference's
+batch-level (PL 0.9) flavours, FVD, the poke end-point error and, on
+datasets that store joint tracks, the joint-tracking error. Batches are
+split over all devices. Writes `<workdir>/eval.json`, `eval.md` and
+`eval_curves.png` (`eval_report`).
 """
 
 import argparse
-import json
+import contextlib
+import dataclasses
 import pathlib
 import sys
+import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-import flow
-from ii2v_jax import checkpoint, data, inference, lpips, train_step
+from configs import default
+from ii2v_jax import (
+  checkpoint,
+  data,
+  eval_metrics,
+  eval_report,
+  i3d,
+  inference,
+  lpips,
+  sharding,
+)
 
 
-def poke_displacement(video_thw3, rc) -> np.ndarray:
-  """Displacement (u, v) at pixel rc=(row, col) from frame 0 to the last.
+@dataclasses.dataclass
+class _Run:
+  """What one evaluation carries from batch to batch."""
 
-  Chained DIS through every frame, as the dataset's stored flow (which the
-  ground-truth poke is read from) is estimated.
-  """
-  f = flow.estimate_chained_flow(video_thw3)
-  return f[rc[0], rc[1]]
+  fns: eval_metrics.BatchMetrics
+  rollout: object
+  params: object
+  nets: dict
+  per_clip: dict = dataclasses.field(default_factory=dict)
+  per_batch: dict = dataclasses.field(default_factory=dict)
+  weights: list = dataclasses.field(default_factory=list)
+  fvd: eval_metrics.FvdSets | None = None
+  timings: dict = dataclasses.field(default_factory=dict)
 
-
-def batch_metrics(lpips_fn, rollout, params, batch) -> dict:
-  """Per-clip metrics of the model and of the copy-first-frame baseline."""
-  video = train_step.to_unit_range(jnp.asarray(batch["video"]))
-  x0, xs = video[:, 0], video[:, 1:]
-  pred = rollout(params, x0, jnp.asarray(batch["poke"]))
-  copy = jnp.broadcast_to(x0[:, None], xs.shape)
-  out = {"lpips": lpips_fn(xs, pred), "lpips_baseline": lpips_fn(xs, copy)}
-  pred_u8 = np.asarray(inference.to_uint8(pred))
-  first = batch["video"][:, :1]
-  rcs, want = batch["poke_rc"], batch["poke_uv"]
-  copies = np.repeat(first, pred_u8.shape[1] + 1, axis=1)
-  got = np.stack(
-    [
-      poke_displacement(np.concatenate([f, p]), rc)
-      for f, p, rc in zip(first, pred_u8, rcs)
-    ]
-  )
-  base = np.stack([poke_displacement(c, rc) for c, rc in zip(copies, rcs)])
-  out["poke_epe"] = np.linalg.norm(got - want, axis=-1)
-  out["poke_epe_baseline"] = np.linalg.norm(base - want, axis=-1)
-  return {k: np.asarray(v) for k, v in out.items()}
-
-
-def make_lpips_fn():
-  params = lpips.load_lpips_params("vgg")
-
-  @jax.jit
-  def per_frame(a_bthwc, b_bthwc):
-    b, t = a_bthwc.shape[:2]
-    flat = lambda v: v.reshape((b * t,) + v.shape[2:])
-    d = lpips.lpips_distance(params, flat(a_bthwc), flat(b_bthwc), net="vgg")
-    return d.reshape(b, t)
-
-  return per_frame
-
-
-def evaluate(workdir: str, *, split=None, num_clips=None, seed=None) -> dict:
-  """Runs the protocol; returns and writes the summary."""
-  config, graphdef, params, step = inference.load_model(workdir)
-  ev = config.eval
-  n, load = data.eval_examples(
-    config.data,
-    num_clips=num_clips or ev.num_clips,
-    seed=ev.seed if seed is None else seed,
-    split=split,
-  )
-  rollout = inference.make_rollout_fn(graphdef, config.data.num_frames)
-  lpips_fn = make_lpips_fn()
-  parts = []
-  for start in tqdm.trange(0, n, ev.batch_size, desc="evaluate", unit="batch"):
-    idx = range(start, min(n, start + ev.batch_size))
-    parts.append(
-      batch_metrics(
-        lpips_fn, rollout, params, data.stack([load(i) for i in idx])
-      )
+  @contextlib.contextmanager
+  def timed(self, key: str):
+    start = time.perf_counter()
+    yield
+    self.timings[key] = self.timings.get(key, 0.0) + (
+      time.perf_counter() - start
     )
-  per_clip = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-  summary = summarize(
-    per_clip, step=step, split=split or config.data.test_split
+
+  def add(self, store: dict, values: dict, count: int | None = None):
+    """Appends each value (its first `count` rows, if given)."""
+    for k, v in values.items():
+      v = np.asarray(v)
+      store.setdefault(k, []).append(v if count is None else v[:count])
+
+
+def _available(which, example: dict) -> tuple[str, ...]:
+  """Drops the joint error on datasets without joint tracks."""
+  return tuple(m for m in which if m != "joints" or "joints" in example)
+
+
+def _load_nets(which, replicated) -> dict:
+  nets = {"lpips": None, "i3d": None}
+  if "lpips" in which:
+    nets["lpips"] = lpips.load_lpips_params("vgg")
+  if "fvd" in which:
+    nets["i3d"] = i3d.default_params()
+  return jax.device_put(nets, replicated)
+
+
+def _image_metrics(run: _Run, video, pred, count: int) -> None:
+  which, fns = run.fns.which, run.fns
+  if any(m in which for m in eval_metrics.IMAGE_METRICS):
+    out = jax.device_get(fns.frame_fn(run.nets["lpips"], video, pred))
+    run.add(run.per_clip, out, count)
+  if "ssim" in which or "psnr" in which:
+    run.add(run.per_batch, jax.device_get(fns.pl09_fn(video, pred, count)))
+    run.weights.append(count)
+
+
+def _eval_batch(run: _Run, batch: dict) -> None:
+  """Every metric of one batch of `count` clips into `run`."""
+  count, fns, which = len(batch["video"]), run.fns, run.fns.which
+  padded = eval_metrics.pad_batch(batch, fns.padded)
+  video = jax.device_put(padded["video"], fns.batch_sharding)
+  pokes = jax.device_put(padded["poke"], fns.batch_sharding)
+  with run.timed("rollout_s"):
+    pred = jax.block_until_ready(run.rollout(run.params, video, pokes))
+  with run.timed("image_metrics_s"):
+    _image_metrics(run, video, pred, count)
+  if not any(m in which for m in ("poke", "joints", "fvd")):
+    return
+  pred_u8 = np.asarray(fns.to_uint8(pred))[:count]
+  if "poke" in which or "joints" in which:
+    with run.timed("flow_s"):
+      run.add(
+        run.per_clip, eval_metrics.flow_errors(batch, pred_u8, which=which)
+      )
+  if run.fvd is not None:
+    with run.timed("i3d_s"):
+      run.fvd.add(batch["video"], pred_u8)
+
+
+def _start(config, rollout, params, which, n_fvd: int) -> _Run:
+  """Compiles nothing yet: shardings, jitted programs, networks, FVD sets."""
+  mesh = sharding.make_mesh(config.mesh.data)
+  fns = eval_metrics.BatchMetrics(
+    mesh, which, eval_metrics.padded_batch_size(config.eval.batch_size, mesh)
   )
-  write_report(workdir, summary)
-  return summary
+  params = jax.device_put(params, fns.replicated)
+  nets = _load_nets(which, fns.replicated)
+  run = _Run(fns, fns.sharded_rollout(rollout), params, nets)
+  if "fvd" in which:
+    if n_fvd < 2:
+      raise ValueError(f"FVD needs >= 2 clips, got {n_fvd}")
+    run.fvd = eval_metrics.FvdSets(fns, nets["i3d"], n_fvd)
+  return run
 
 
-def summarize(per_clip: dict, *, step: int, split: str) -> dict:
-  out = {
-    "step": int(step),
-    "split": split,
-    "num_clips": len(per_clip["poke_epe"]),
+def _finish(run: _Run, meta: dict, start_time: float) -> dict:
+  """FVD from the collected features, timings, and the summary."""
+  if run.fvd is not None:
+    with run.timed("fvd_distance_s"):
+      meta.update(run.fvd.distances())
+    # Per clip through I3D, padding included (3 passes: real, model, copy).
+    padded = run.fns.padded
+    passes = 3 * -(-run.fvd.limit // padded) * padded
+    run.timings["i3d_s_per_clip"] = run.timings["i3d_s"] / passes
+  run.timings["total_s"] = time.perf_counter() - start_time
+  meta["devices"] = run.fns.mesh.shape["data"]
+  meta["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
+  per_clip = {k: np.concatenate(v) for k, v in run.per_clip.items()}
+  return eval_report.summarize(per_clip, run.per_batch, run.weights, meta)
+
+
+def run_protocol(
+  config,
+  rollout,
+  params,
+  *,
+  split=None,
+  num_clips=None,
+  seed=None,
+  metrics=None,
+  fvd_clips=None,
+  progress=True,
+) -> dict:
+  """Evaluates `rollout(params, x0, poke) -> (B, T, S, S, 3)` in [-1, 1].
+
+  Arguments left None come from `config.eval` (`num_clips`, `seed`,
+  `metrics`, `fvd_clips`; -1 = all clips). Returns the summary without
+  the checkpoint step (see `eval_report.summarize`).
+  """
+  ev, start_time = config.eval, time.perf_counter()
+  seed = ev.seed if seed is None else seed
+  n, load = data.eval_examples(
+    config.data, num_clips=num_clips or ev.num_clips, seed=seed, split=split
+  )
+  which = _available(eval_metrics.parse_metrics(metrics or ev.metrics), load(0))
+  fvd_clips = ev.fvd_clips if fvd_clips is None else fvd_clips
+  run = _start(
+    config, rollout, params, which, n if fvd_clips < 0 else min(fvd_clips, n)
+  )
+  bar = tqdm.trange(
+    0, n, ev.batch_size, desc="evaluate", unit="batch", disable=not progress
+  )
+  for start in bar:
+    with run.timed("load_s"):
+      stop = min(n, start + ev.batch_size)
+      batch = data.stack([load(i) for i in range(start, stop)])
+    _eval_batch(run, batch)
+  meta = {
+    "split": split or config.data.test_split,
+    "num_clips": n,
+    "seed": seed,
+    "batch_size": ev.batch_size,
+    "metrics": list(which),
   }
-  for k, v in per_clip.items():
-    out[k] = float(np.mean(v))
-    if v.ndim == 2:
-      out[f"{k}_per_frame"] = [float(x) for x in v.mean(axis=0)]
-  return out
+  return _finish(run, meta, start_time)
 
 
-def write_report(workdir: str, summary: dict) -> None:
-  path = pathlib.Path(workdir)
-  (path / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
-  rows = [
-    "| metric | model | copy first frame |",
-    "|---|---|---|",
-    f"| LPIPS (VGG, mean over frames) | {summary['lpips']:.4f} | "
-    f"{summary['lpips_baseline']:.4f} |",
-    f"| poke EPE (px at S) | {summary['poke_epe']:.3f} | "
-    f"{summary['poke_epe_baseline']:.3f} |",
-  ]
-  head = (
-    f"Evaluation at step {summary['step']}, split '{summary['split']}', "
-    f"{summary['num_clips']} clips.\n\n"
-  )
-  (path / "eval.md").write_text(head + "\n".join(rows) + "\n")
+def with_eval_defaults(config):
+  """A copy whose `eval` has every declared key (older workdirs lack some)."""
+  config = config.copy_and_resolve_references()
+  ev = default.get_config().eval
+  ev.update(config.eval)
+  config.eval = ev
+  return config
+
+
+def evaluate(workdir: str, **kwargs) -> dict:
+  """Runs the protocol on the newest checkpoint; writes and returns it.
+
+  Keyword arguments as for `run_protocol` (split, num_clips, seed,
+  metrics, fvd_clips).
+  """
+  config, graphdef, params, step = inference.load_model(workdir)
+  config = with_eval_defaults(config)
+  rollout = inference.make_rollout_fn(graphdef, config.data.num_frames)
+  summary = {"step": int(step)}
+  summary.update(run_protocol(config, rollout, params, **kwargs))
+  eval_report.write_report(workdir, summary)
+  return summary
 
 
 def main(argv=None) -> int:
@@ -133,16 +222,26 @@ def main(argv=None) -> int:
   p.add_argument("--split", default=None)
   p.add_argument("--num_clips", type=int, default=None)
   p.add_argument("--seed", type=int, default=None)
+  p.add_argument(
+    "--metrics",
+    default=None,
+    help=f"comma-separated subset of {','.join(eval_metrics.ALL_METRICS)}",
+  )
+  p.add_argument(
+    "--fvd_clips", type=int, default=None, help="FVD set size; -1 = all"
+  )
   args = p.parse_args(argv)
+  kwargs = {k: v for k, v in vars(args).items() if k != "workdir"}
   try:
-    summary = evaluate(
-      args.workdir, split=args.split, num_clips=args.num_clips, seed=args.seed
-    )
-  except (checkpoint.CheckpointError, data.DataError) as e:
+    summary = evaluate(args.workdir, **kwargs)
+  except (checkpoint.CheckpointError, data.DataError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print((pathlib.Path(args.workdir) / "eval.md").read_text())
-  print(f"wrote {pathlib.Path(args.workdir) / 'eval.json'}")
+  out = pathlib.Path(args.workdir)
+  print((out / "eval.md").read_text())
+  print(
+    f"wrote {out / 'eval.json'}, {out / 'eval.md'}, {out / 'eval_curves.png'}"
+  )
   return 0 if summary else 1
 
 

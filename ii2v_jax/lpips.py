@@ -120,6 +120,42 @@ def _unit_normalize(x_bhwc: jax.Array) -> jax.Array:
   return x_bhwc / (norm + _EPS)
 
 
+def lpips_features(
+  params: dict, x_bhwc: jax.Array, *, net: str = "vgg"
+) -> dict[str, jax.Array]:
+  """Unit-normalised backbone taps of images, reusable across pairs.
+
+  Args:
+    params: From `load_lpips_params(net)`.
+    x_bhwc: (B, H, W, 3) RGB in [-1, 1].
+    net: The backbone `params` belong to, "vgg" or "alex".
+
+  Returns:
+    {tap: (B, h, w, C)} channel-normalised features.
+  """
+  net = _canonical_net(net)
+  taps = VGG_TAPS if net == "vgg" else ALEX_TAPS
+  if set(params["heads"]) != set(taps):
+    raise ValueError(
+      f"params are not LPIPS-{net} params (heads {sorted(params['heads'])})."
+    )
+  x_bhwc = (x_bhwc.astype(jnp.float32) - _SHIFT) / _SCALE
+  if net == "vgg":
+    feats = perceptual.vgg16_features(params["backbone"], x_bhwc, layers=taps)
+  else:
+    feats = alexnet_features(params["backbone"], x_bhwc)
+  return {tap: _unit_normalize(feats[tap]) for tap in taps}
+
+
+def lpips_from_features(params: dict, feats_a: dict, feats_b: dict):
+  """(B,) LPIPS distances from two `lpips_features` of B images each."""
+  dist_b = 0.0
+  for tap, head_c in params["heads"].items():
+    diff_bhwc = jnp.square(feats_a[tap] - feats_b[tap])
+    dist_b = dist_b + jnp.mean(diff_bhwc @ head_c, axis=(1, 2))
+  return dist_b
+
+
 def lpips_distance(
   params: dict, a_bhwc: jax.Array, b_bhwc: jax.Array, *, net: str = "vgg"
 ) -> jax.Array:
@@ -134,23 +170,11 @@ def lpips_distance(
   Returns:
     (B,) float32 distances; 0 for identical images.
   """
-  net = _canonical_net(net)
-  taps = VGG_TAPS if net == "vgg" else ALEX_TAPS
-  if set(params["heads"]) != set(taps):
-    raise ValueError(
-      f"params are not LPIPS-{net} params (heads {sorted(params['heads'])})."
-    )
   batch = a_bhwc.shape[0]
   # One backbone pass over both images; no gradient is needed for a metric.
-  x_bhwc = jnp.concatenate([a_bhwc, b_bhwc]).astype(jnp.float32)
-  x_bhwc = (x_bhwc - _SHIFT) / _SCALE
-  if net == "vgg":
-    feats = perceptual.vgg16_features(params["backbone"], x_bhwc, layers=taps)
-  else:
-    feats = alexnet_features(params["backbone"], x_bhwc)
-  dist_b = jnp.zeros((batch,), jnp.float32)
-  for tap in taps:
-    f = _unit_normalize(feats[tap])
-    diff_bhwc = jnp.square(f[:batch] - f[batch:])
-    dist_b = dist_b + jnp.mean(diff_bhwc @ params["heads"][tap], axis=(1, 2))
-  return dist_b
+  feats = lpips_features(params, jnp.concatenate([a_bhwc, b_bhwc]), net=net)
+  return lpips_from_features(
+    params,
+    {k: v[:batch] for k, v in feats.items()},
+    {k: v[batch:] for k, v in feats.items()},
+  )

@@ -16,6 +16,7 @@ import tqdm
 from ii2v_jax import (
   checkpoint,
   data,
+  eval_metrics,
   gan_step,
   inference,
   optim,
@@ -165,6 +166,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   )
   rollout = inference.make_rollout_fn(graphdef, config.data.num_frames)
   preview = preview_batch(config) if config.train.sample_every else None
+  quick_eval = eval_metrics.make_periodic_eval(config, graphdef, mesh)
   _raise_on_sigterm()
   t = config.train
   metrics, step, saved = {}, start, start
@@ -196,6 +198,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
         )
       if preview is not None and step % t.sample_every == 0:
         log_preview(log, step, rollout, state["params"], preview)
+      if quick_eval is not None and step % config.eval.every == 0:
+        log.scalars(step, quick_eval(state["params"]))
       if step % t.checkpoint_every == 0 or step == t.num_steps:
         checkpoint.save(mngr, step, state, it.get_state())
         saved = step

@@ -2,24 +2,171 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import PIL.Image
+import pytest
 
-from ii2v_jax import data, evaluate, inference
+import flow
+from ii2v_jax import (
+  data,
+  eval_metrics,
+  evaluate,
+  inference,
+  lpips,
+  sharding,
+  tracking,
+  train,
+  writer,
+)
+from ii2v_jax.train_step import to_unit_range
+
+T = 10
+PAIRED = ("lpips", "ssim", "ssim_pl09", "psnr", "psnr_pl09", "joint_epe")
+SCALAR_ONLY = ("fvd", "poke_epe")
 
 
-def test_writes_eval_json_with_model_and_baseline(tiny_workdir):
+def _clips(config, n):
+  n, load = data.eval_examples(config.data, num_clips=n, seed=config.eval.seed)
+  return data.stack([load(i) for i in range(n)])
+
+
+def test_writes_every_metric_for_model_and_baseline(tiny_workdir):
   summary = evaluate.evaluate(tiny_workdir, num_clips=4)
   saved = json.loads(open(f"{tiny_workdir}/eval.json").read())
   assert saved == summary
-  for k in ("lpips", "lpips_baseline", "poke_epe", "poke_epe_baseline"):
-    assert np.isfinite(summary[k])
-  assert summary["num_clips"] == 4 and len(summary["lpips_per_frame"]) == 10
-  # Copying x_0 shows no motion, so its poke error is the poke's length.
-  config = inference.load_model(tiny_workdir)[0]
-  n, load = data.eval_examples(config.data, num_clips=4, seed=config.eval.seed)
-  lengths = [np.linalg.norm(load(i)["poke_uv"]) for i in range(n)]
-  assert abs(summary["poke_epe_baseline"] - np.mean(lengths)) < 0.05
-  assert "| LPIPS" in open(f"{tiny_workdir}/eval.md").read()
+  assert summary["num_clips"] == 4 and summary["fvd_num_clips"] == 4
+  assert summary["metrics"] == list(eval_metrics.ALL_METRICS)
+  for key in PAIRED + SCALAR_ONLY:
+    for k in (key, f"{key}_baseline"):
+      assert np.isfinite(summary[k]), k
+      if key in PAIRED:
+        assert len(summary[f"{k}_per_frame"]) == T, k
+  assert np.isfinite(summary["joint_epe_real"])
+  # The headline joint error is the one at frame T.
+  assert summary["joint_epe"] == pytest.approx(
+    summary["joint_epe_per_frame"][-1]
+  )
+  assert {"rollout_s", "flow_s", "i3d_s", "total_s"} <= set(summary["timings"])
+  # Copying x_0 shows no motion: its errors are the true motions' lengths.
+  clips = _clips(inference.load_model(tiny_workdir)[0], 4)
+  lengths = np.linalg.norm(clips["poke_uv"], axis=-1)
+  assert summary["poke_epe_baseline"] == pytest.approx(lengths.mean(), abs=0.05)
+  moves = [
+    np.linalg.norm(j[-1, :k] - j[0, :k], axis=-1).mean()
+    for j, k in zip(clips["joints"], clips["num_joints"])
+  ]
+  assert summary["joint_epe_baseline"] == pytest.approx(
+    np.mean(moves), abs=0.05
+  )
+  md = open(f"{tiny_workdir}/eval.md").read()
+  assert "| LPIPS" in md and "PL 0.9" in md and "| FVD" in md
+  with PIL.Image.open(f"{tiny_workdir}/eval_curves.png") as im:
+    im.verify()
+    assert im.format == "PNG" and im.size[0] > im.size[1] > 100
+
+
+def test_a_model_that_copies_x0_scores_as_the_baseline(tiny_workdir):
+  config, _, params, _ = inference.load_model(tiny_workdir)
+
+  def copy_rollout(params, x0_bhwc, poke_bhw2):
+    del params, poke_bhw2
+    return jnp.broadcast_to(
+      x0_bhwc[:, None], (len(x0_bhwc), T) + x0_bhwc.shape[1:]
+    )
+
+  summary = evaluate.run_protocol(
+    config, copy_rollout, params, num_clips=5, fvd_clips=3, progress=False
+  )
+  assert summary["fvd_num_clips"] == 3
+  # Float image metrics see identical inputs: equal numbers (LPIPS's VGG
+  # sees x_0 once for the baseline, T times for the model).
+  for key in ("lpips", "ssim", "ssim_pl09", "psnr", "psnr_pl09"):
+    np.testing.assert_allclose(
+      [summary[key]] + summary[f"{key}_per_frame"],
+      [summary[f"{key}_baseline"]] + summary[f"{key}_baseline_per_frame"],
+      rtol=1e-6,
+      err_msg=key,
+    )
+  # The model's frames pass through uint8 truncation (one level lower at
+  # some values), the baseline's are x_0 itself: close, not equal.
+  for key in ("poke_epe", "joint_epe", "fvd"):
+    assert summary[key] == pytest.approx(summary[f"{key}_baseline"], rel=0.05)
+
+
+def test_frame_metrics_compare_aligned_frames(tiny_config):
+  clips = _clips(tiny_config, 2)
+  video = jnp.asarray(clips["video"])
+  params = lpips.load_lpips_params("vgg")
+  which = eval_metrics.IMAGE_METRICS
+  exact = jax.jit(eval_metrics.frame_metrics, static_argnames="which")
+  perfect = exact(params, video, to_unit_range(video[:, 1:]), which=which)
+  np.testing.assert_allclose(perfect["lpips"], 0.0, atol=1e-6)
+  np.testing.assert_allclose(perfect["ssim"], 1.0, atol=1e-5)
+  assert perfect["lpips_baseline"].shape == (2, T)
+  assert np.all(perfect["lpips_baseline"][:, -1] > 0)
+  late = exact(params, video, to_unit_range(video[:, :-1]), which=which)
+  assert np.all(late["lpips"][:, -1] > 0)  # One frame late is not perfect.
+  pl09 = eval_metrics.pl09_metrics(
+    video, to_unit_range(video[:, 1:]), 1, which=which
+  )
+  assert pl09["ssim_pl09"] == pytest.approx(1.0, abs=1e-5)
+  assert pl09["psnr_pl09"] == np.inf and pl09["psnr_pl09_t"].shape == (T,)
+
+
+def test_metrics_flag_selects_a_subset(tiny_workdir):
+  args = ["--workdir", tiny_workdir, "--num_clips", "2", "--metrics", "lpips"]
+  assert evaluate.main(args) == 0
+  summary = json.loads(open(f"{tiny_workdir}/eval.json").read())
+  assert summary["metrics"] == ["lpips"]
+  assert len(summary["lpips_baseline_per_frame"]) == T
+  for key in ("ssim", "psnr_pl09", "fvd", "poke_epe", "joint_epe"):
+    assert key not in summary
+  with PIL.Image.open(f"{tiny_workdir}/eval_curves.png") as im:
+    assert im.format == "PNG"
+  bad = ["--workdir", tiny_workdir, "--metrics", "lpips,iou"]
+  assert evaluate.main(bad) == 2
+
+
+def test_tracked_points_equal_chained_flow(tiny_config):
+  video = _clips(tiny_config, 1)["video"][0]
+  steps = tracking.step_flows(video)
+  rows, cols = np.array([3, 20, 40, 63]), np.array([0, 31, 17, 50])
+  tracked = tracking.track_points(steps, np.stack([cols, rows], -1))
+  assert tracked.shape == (T, 4, 2)
+  chained = flow.estimate_chained_flow(video)
+  np.testing.assert_allclose(tracked[-1], chained[rows, cols], atol=1e-4)
+  static = tracking.static_step_flows(video[0], T)
+  np.testing.assert_array_equal(
+    static, tracking.step_flows(np.repeat(video[:1], T + 1, 0))
+  )
+
+
+def test_training_logs_periodic_test_metrics(
+  tiny_config, tmp_path, monkeypatch
+):
+  logged = []
+  original = writer.Writer.scalars
+
+  def spy(self, step, metrics):
+    logged.append((step, dict(metrics)))
+    original(self, step, metrics)
+
+  monkeypatch.setattr(writer.Writer, "scalars", spy)
+  tiny_config.train.num_steps = 2
+  tiny_config.eval.every, tiny_config.eval.train_clips = 2, 3
+  train.train_and_evaluate(tiny_config, str(tmp_path))
+  evals = [(s, m) for s, m in logged if "eval/lpips" in m]
+  assert [s for s, _ in evals] == [2]
+  assert set(evals[0][1]) == {"eval/lpips", "eval/ssim", "eval/psnr"}
+  assert all(np.isfinite(v) for v in evals[0][1].values())
+
+
+def test_periodic_eval_is_off_by_default(tiny_config):
+  mesh = sharding.make_mesh(-1)
+  assert tiny_config.eval.every == 0
+  assert eval_metrics.make_periodic_eval(tiny_config, None, mesh) is None
 
 
 def test_eval_pokes_are_seeded(tiny_workdir):
