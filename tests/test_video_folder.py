@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import real_clips
 
-from datasets.video_common import splits
+from datasets.video_common import runner, splits
 from datasets.video_folder import build
 
 RES = 32
@@ -248,3 +248,34 @@ def test_a_build_from_another_source_is_not_silently_reused(
     build.build(
       str(tmp_path), str(data_dir), resolution=RES, tag="t", split="files"
     )
+
+
+def test_interrupted_build_restarts_to_the_same_dataset(
+  tree_build, tmp_path, monkeypatch
+):
+  """Ctrl-C in the middle of a build leaves nothing that passes for a
+  dataset, and running the same build again completes it identically."""
+  clean, _, root = tree_build
+  data_dir = tmp_path / "data"
+  calls = []
+  real_try = runner.try_video
+
+  def interrupt_on_third(job, spec):
+    calls.append(job)
+    if len(calls) == 3:
+      raise KeyboardInterrupt
+    return real_try(job, spec)
+
+  monkeypatch.setattr(runner, "try_video", interrupt_on_third)
+  options = dict(resolution=RES, tag="t", split="files", progress=False)
+  with pytest.raises(KeyboardInterrupt):
+    build.build(str(root), str(data_dir), **options)
+  assert not list(data_dir.rglob("dataset_info.json"))
+  monkeypatch.setattr(runner, "try_video", real_try)
+  again = build.build(str(root), str(data_dir), **options)
+  for split in splits.SPLITS:
+    assert len(records(again, split)) == len(records(clean, split))
+    for a, b in zip(records(again, split), records(clean, split)):
+      assert a.keys() == b.keys()
+      for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
