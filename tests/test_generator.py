@@ -357,8 +357,8 @@ def test_colour_stats_decoder_restores_x0_colour(inputs64):
   x0, poke = inputs64
   x0 = 0.3 * x0 + jnp.array([0.5, -0.4, 0.1])  # Distinct colour per channel.
   conv = gen.dec.out_conv.conv
-  conv.kernel.value = jnp.zeros_like(conv.kernel.value)
-  conv.bias.value = jnp.full_like(conv.bias.value, 1.0)
+  conv.kernel[...] = jnp.zeros_like(conv.kernel[...])
+  conv.bias[...] = jnp.full_like(conv.bias[...], 1.0)
   video, _ = gen.rollout(x0, poke, 2)
   recon, _ = gen.autoencode(x0)
   mean = jnp.mean(x0, axis=(1, 2), keepdims=True)
