@@ -40,9 +40,46 @@ class Plan:
   meta: dict = dataclasses.field(default_factory=dict)
 
 
-class ManualVideoBuilder(
-  tfds.core.GeneratorBasedBuilder, skip_registration=True
-):
+class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """Shared by every video builder: the clip features, worker processes,
+  the build report (stored in the metadata and printed at the end).
+  Subclasses give `_split_generators` returning `_generate_examples`."""
+
+  def __init__(self, *, num_workers=0, progress=True, **kwargs):
+    """num_workers: processes cutting videos (0: this one); the output does
+    not depend on it. progress: tqdm bars per split."""
+    kwargs.setdefault("file_format", "array_record")
+    super().__init__(**kwargs)
+    self.num_workers, self.progress = num_workers, progress
+    self.report = report.BuildReport()
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    spec = self.builder_config.spec
+    return self.dataset_info_from_configs(
+      features=features.clip_features(spec.resolution, spec.num_frames),
+      # Source, settings, video names and the build report.
+      metadata=tfds.core.MetadataDict(),
+      disable_shuffling=True,  # Generation order: videos, clips by start.
+    )
+
+  def _generate_examples(self, split, jobs, root):
+    yield from runner.generate_examples(
+      jobs,
+      self.builder_config.spec,
+      split=split,
+      report=self.report,
+      root=root,
+      num_workers=self.num_workers,
+      progress=self.progress,
+    )
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    super()._download_and_prepare(dl_manager, download_config)
+    self.info.metadata["report"] = self.report.to_json()
+    print(self.report.format())
+
+
+class ManualVideoBuilder(ClipBuilder, skip_registration=True):
   """Base of the real-footage builders (see module doc)."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -73,24 +110,8 @@ class ManualVideoBuilder(
       options=options,
     )
 
-  def __init__(self, *, num_workers=0, progress=True, **kwargs):
-    """num_workers: processes cutting videos (0: this one); the output does
-    not depend on it. progress: tqdm bars per split."""
-    kwargs.setdefault("file_format", "array_record")
-    super().__init__(**kwargs)
-    self.num_workers, self.progress = num_workers, progress
-    self.report = report.BuildReport()
-
   def plan(self, root: pathlib.Path) -> Plan:
     raise NotImplementedError
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    spec = self.builder_config.spec
-    return self.dataset_info_from_configs(
-      features=features.clip_features(spec.resolution, spec.num_frames),
-      metadata=tfds.core.MetadataDict(),
-      disable_shuffling=True,  # Generation order: videos, clips by start.
-    )
 
   def _split_generators(self, dl_manager):
     root = pathlib.Path(dl_manager.manual_dir)
@@ -113,19 +134,3 @@ class ManualVideoBuilder(
       split: self._generate_examples(split, jobs, root)
       for split, jobs in plan.jobs.items()
     }
-
-  def _generate_examples(self, split, jobs, root):
-    yield from runner.generate_examples(
-      jobs,
-      self.builder_config.spec,
-      split=split,
-      report=self.report,
-      root=root,
-      num_workers=self.num_workers,
-      progress=self.progress,
-    )
-
-  def _download_and_prepare(self, dl_manager, download_config):
-    super()._download_and_prepare(dl_manager, download_config)
-    self.info.metadata["report"] = self.report.to_json()
-    print(self.report.format())

@@ -14,8 +14,7 @@ import re
 
 import tensorflow_datasets as tfds
 
-from datasets import features
-from datasets.video_common import clips, report, runner, splits
+from datasets.video_common import builder, clips, splits
 from flow import video_io
 
 RESOLUTIONS = (64, 128)
@@ -139,7 +138,7 @@ def assign(sources, cfg: VideoFolderConfig, root: pathlib.Path):
   return jobs, problems
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(builder.ClipBuilder):
   """Clips, first -> last frame flow, of every video in a folder."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -160,30 +159,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   ]
   DEFAULT_CONFIG_NAME = "64"
 
-  def __init__(
-    self,
-    *,
-    file_format: str = "array_record",
-    num_workers: int = 0,
-    progress: bool = True,
-    **kwargs,
-  ):
-    """num_workers: processes cutting videos (0: this one); the output does
-    not depend on it. progress: tqdm bars per split."""
-    super().__init__(file_format=file_format, **kwargs)
-    self.num_workers, self.progress = num_workers, progress
-    self.report = report.BuildReport()
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    spec = self.builder_config.spec
-    return self.dataset_info_from_configs(
-      features=features.clip_features(spec.resolution, spec.num_frames),
-      # Source, settings, video names and the build report.
-      metadata=tfds.core.MetadataDict(),
-      # Records stay in generation order: videos sorted, clips by start.
-      disable_shuffling=True,
-    )
-
   def _split_generators(self, dl_manager):
     cfg = self.builder_config
     root = pathlib.Path(cfg.source_dir or dl_manager.manual_dir)
@@ -202,19 +177,3 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       split: self._generate_examples(split, split_jobs, root)
       for split, split_jobs in jobs.items()
     }
-
-  def _generate_examples(self, split, jobs, root):
-    yield from runner.generate_examples(
-      jobs,
-      self.builder_config.spec,
-      split=split,
-      report=self.report,
-      root=root,
-      num_workers=self.num_workers,
-      progress=self.progress,
-    )
-
-  def _download_and_prepare(self, dl_manager, download_config):
-    super()._download_and_prepare(dl_manager, download_config)
-    self.info.metadata["report"] = self.report.to_json()
-    print(self.report.format())
