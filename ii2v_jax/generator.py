@@ -15,9 +15,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ii2v_jax.convgru import ConvGRU
-from ii2v_jax.layers import Conv2dBlock, ResBlock
+from ii2v_jax.layers import Conv2dBlock, ResBlock, make_conv
+from ii2v_jax.warp import backward_warp
 
 BOTTLENECK_SIZE = 16
+OUTPUT_HEADS = ("pixels", "warp")
 
 
 def num_stages(resolution: int) -> int:
@@ -104,6 +106,7 @@ class Decoder(nnx.Module):
     state_widths: list[int],
     *,
     colour_stats: bool = False,
+    motion: bool = False,
     dtype,
     rngs: nnx.Rngs,
   ):
@@ -126,21 +129,41 @@ class Decoder(nnx.Module):
       dtype=dtype,
       rngs=rngs,
     )
+    if motion:  # residual (u, v) + poke gain; zeros: the copy at start
+      zeros = nnx.initializers.zeros_init()
+      self.motion_conv = make_conv(
+        x_ch, 3, kernel_init=zeros, bias_init=zeros, dtype=dtype, rngs=rngs
+      )
 
-  def __call__(self, states: list[jax.Array], stats=None) -> jax.Array:
-    """States in GRU order [(B,16,16,C), ...] -> image (B, S, S, 3).
+  def features(self, states: list[jax.Array]) -> jax.Array:
+    """States in GRU order [(B,16,16,C), ...] -> last features (B,S,S,c)."""
+    x = self.in_block(states[0])
+    for block, s in zip(self.blocks, states[1:], strict=True):
+      x = block(jnp.concatenate([x, s.astype(x.dtype)], axis=-1))
+    return x
+
+  def pixels(self, x: jax.Array, stats=None) -> jax.Array:
+    """Features -> image (B, S, S, 3).
 
     With `colour_stats`, `stats` = (mean, std), each (B, 1, 1, 3), of the
     conditioning image: the output is mean + std * out_conv(x).
     """
-    x = self.in_block(states[0])
-    for block, s in zip(self.blocks, states[1:], strict=True):
-      x = block(jnp.concatenate([x, s.astype(x.dtype)], axis=-1))
     y = self.out_conv(x)
     if not self.colour_stats:
       return y
     mean, std = stats
     return mean.astype(y.dtype) + std.astype(y.dtype) * y
+
+  def __call__(self, states: list[jax.Array], stats=None) -> jax.Array:
+    """States in GRU order [(B,16,16,C), ...] -> image (B, S, S, 3)."""
+    return self.pixels(self.features(states), stats)
+
+
+def poke_vector(poke_bhw2: jax.Array) -> jax.Array:
+  """(B, 2) mean displacement over a poke map's non-zero pixels (0 if none)."""
+  active = jnp.any(poke_bhw2 != 0, axis=-1, keepdims=True)
+  count = jnp.maximum(jnp.sum(active, axis=(1, 2)), 1)
+  return jnp.sum(poke_bhw2, axis=(1, 2)) / count
 
 
 def colour_stats(x_bhwc: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -169,9 +192,14 @@ class Generator(nnx.Module):
     poke_in_channels: int = 2,
     precompute_poke_input: bool = True,
     colour_stats: bool = False,
+    output_head: str = "pixels",
     dtype=jnp.float32,
     rngs: nnx.Rngs,
   ):
+    if output_head not in OUTPUT_HEADS:
+      raise ValueError(
+        f"output_head must be one of {OUTPUT_HEADS}, got {output_head!r}"
+      )
     n = num_stages(resolution)
     widths = shape_widths(resolution, channels, min_channels)
     self.resolution = resolution
@@ -188,7 +216,10 @@ class Generator(nnx.Module):
     # Levels in GRU order live at 16, 16, 32, 64, ...: up-sample from cell 2.
     upsample = [False, False] + [True] * (n - 1)
     self.fusion_block = ConvGRU(channels, hidden, upsample, **kw)
-    self.dec = Decoder(hidden, colour_stats=colour_stats, **kw)
+    self.output_head = output_head
+    self.dec = Decoder(
+      hidden, colour_stats=colour_stats, motion=output_head == "warp", **kw
+    )
 
   def encode_shape(self, x_bhwc: jax.Array) -> list[jax.Array]:
     """(B, S, S, 3) in [-1, 1] -> float32 states in GRU order [bn, ..., e0]."""
@@ -219,7 +250,8 @@ class Generator(nnx.Module):
     num_frames: int,
     *,
     unroll: bool = False,
-  ) -> tuple[jax.Array, list[jax.Array]]:
+    with_flow: bool = False,
+  ) -> tuple:
     """Predicts frames 1..T from x0 and a poke.
 
     Args:
@@ -228,10 +260,13 @@ class Generator(nnx.Module):
       num_frames: T >= 1 (static).
       unroll: unrolls the scan; XLA's cost analysis counts a rolled loop
         body once, so FLOP counts need the unrolled program.
+      with_flow: also return the warp head's flows.
 
     Returns:
       video_bthwc: (B, T, S, S, 3) float32 in [-1, 1]; states: per level in
-      GRU order, stacked over time, each (B, T, h, w, c) float32.
+      GRU order, stacked over time, each (B, T, h, w, c) float32; with
+      `with_flow`, flows (B, T, S, S, 2) frame t -> x0 in pixels (None for
+      the pixel head).
     """
     if not isinstance(num_frames, int) or num_frames < 1:
       raise ValueError(f"num_frames must be an int >= 1, got {num_frames!r}")
@@ -241,10 +276,29 @@ class Generator(nnx.Module):
     mean, std = colour_stats(x0_bhwc)
     rep = lambda v: jnp.repeat(v, t, axis=0)  # x0's stats for every frame
     # One batched decode of all B*T states instead of T decodes in the scan.
-    frames = self.decode(
-      [s.reshape((b * t,) + s.shape[2:]) for s in states], (rep(mean), rep(std))
-    )
-    return frames.reshape((b, t) + frames.shape[1:]), states
+    flat = [s.reshape((b * t,) + s.shape[2:]) for s in states]
+    x = self.dec.features(flat)
+    flow = None
+    if self.output_head == "warp":
+      frames, flow = self._warp_frames(
+        rep(x0_bhwc), rep(poke_vector(poke_bhw2)), x
+      )
+      flow = flow.reshape((b, t) + flow.shape[1:])
+    else:
+      frames = self.dec.pixels(x, (rep(mean), rep(std))).astype(jnp.float32)
+    video = frames.reshape((b, t) + frames.shape[1:])
+    return (video, states, flow) if with_flow else (video, states)
+
+  def _warp_frames(self, x0_nhwc, poke_n2, features):
+    """x0 backward-warped by flow = -gain * poke + residual: (frames, flow).
+
+    The gain map says how far each pixel follows the poke (1 on the poked
+    part at frame T, 0 on the background): the poke's magnitude reaches
+    the output although E_phi's first instance norm divides it out.
+    """
+    motion = self.dec.motion_conv(features).astype(jnp.float32)
+    flow = motion[..., :2] - motion[..., 2:] * poke_n2[:, None, None, :]
+    return backward_warp(x0_nhwc.astype(jnp.float32), flow), flow
 
   def _recur(self, x0_bhwc, poke_bhw2, num_frames: int, unroll=False):
     """Runs the ConvGRU from E_sigma(x0); states each (T, B, h, w, c)."""

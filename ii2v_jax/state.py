@@ -28,6 +28,7 @@ def build_generator(config, *, seed: int | None = None) -> generator.Generator:
     min_channels=m.min_channels,
     precompute_poke_input=m.precompute_poke_input,
     colour_stats=m.get("colour_stats", False),  # absent in older workdirs
+    output_head=m.get("output_head", "pixels"),
     dtype=DTYPES[m.dtype],
     rngs=nnx.Rngs(config.seed if seed is None else seed),
   )

@@ -31,6 +31,7 @@ class StepSettings:
   vgg_dyn_weight: float = 5.0
   latent_dynamics_weight: float = 0.1
   target_weight: float = 1.0
+  flow_weight: float = 0.0
 
 
 def settings_from_config(config) -> StepSettings:
@@ -42,6 +43,7 @@ def settings_from_config(config) -> StepSettings:
     vgg_dyn_weight=config.loss.vgg_dyn_weight,
     latent_dynamics_weight=config.loss.latent_dynamics_weight,
     target_weight=config.loss.target_weight,
+    flow_weight=config.loss.get("flow_weight", 0.0),
   )
 
 
@@ -78,9 +80,20 @@ def latent_targets(params, graphdef, frames_bthwc):
 
 
 def rec_latent_loss(
-  video_hat, states, s: StepSettings, vgg_params, xs, targets
+  video_hat,
+  states,
+  flow_hat,
+  s: StepSettings,
+  vgg_params,
+  xs,
+  targets,
+  flow_targets=None,
 ):
-  """5 * L_rec + 0.1 * L_lat of a rollout; returns (loss, aux metrics)."""
+  """5 * L_rec + 0.1 * L_lat of a rollout; returns (loss, aux metrics).
+
+  With the warp head and `s.flow_weight`, adds flow_weight * the mean L1
+  between its flows and `flow_targets` (B, T, S, S, 2).
+  """
   b, t = xs.shape[:2]
   flat = lambda v: v.reshape((b * t,) + v.shape[2:])
   rec_bt = _vgg(vgg_params, s, flat(xs), flat(video_hat)).reshape(b, t)
@@ -90,7 +103,16 @@ def rec_latent_loss(
     jnp.stack([jnp.mean((h - g) ** 2) for h, g in zip(states, targets)])
   )
   loss = s.vgg_dyn_weight * l_rec + s.latent_dynamics_weight * l_lat
-  return loss, {"loss_rec": l_rec, "loss_latent": l_lat}
+  aux = {"loss_rec": l_rec, "loss_latent": l_lat}
+  if s.flow_weight:
+    if flow_hat is None or flow_targets is None:
+      raise ValueError(
+        "loss.flow_weight needs model.output_head='warp' and "
+        "data.flow_targets=True"
+      )
+    aux["loss_flow"] = jnp.mean(jnp.abs(flow_hat - flow_targets))
+    loss = loss + s.flow_weight * aux["loss_flow"]
+  return loss, aux
 
 
 def rollout_fn(params, graphdef, s: StepSettings, x0, poke):
@@ -100,7 +122,7 @@ def rollout_fn(params, graphdef, s: StepSettings, x0, poke):
     model = nnx.merge(graphdef, {**params, **dyn_params})
     # Unrolled: XLA:CPU differentiates the rolled loop ~15x slower (T is
     # 10), and XLA's FLOP count sees every step.
-    return model.rollout(x0, poke, s.num_frames, unroll=True)
+    return model.rollout(x0, poke, s.num_frames, unroll=True, with_flow=True)
 
   return run
 
@@ -150,7 +172,10 @@ def train_step(
   targets = latent_targets(params, graphdef, xs)
   dyn = {k: params[k] for k in optim.DYN_GROUPS}
   roll = rollout_fn(params, graphdef, s, x0, poke)
-  rec = lambda v, st: rec_latent_loss(v, st, s, vgg_params, xs, targets)
+  flow_t = batch.get("flow_targets")
+  rec = lambda v, st, fl: rec_latent_loss(
+    v, st, fl, s, vgg_params, xs, targets, flow_t
+  )
   metrics = {}
   out = {"step": step + 1}
   if gan is not None:
@@ -158,17 +183,17 @@ def train_step(
   if gan_active:
     # One rollout: keep its vjp, step the discriminators on it, then pull
     # back the sum of all gradients with respect to the frames.
-    (video_hat, states), pull_back = jax.vjp(roll, dyn)
-    (l_dyn, aux), (g_video, g_states) = jax.value_and_grad(
-      rec, argnums=(0, 1), has_aux=True
-    )(video_hat, states)
+    (video_hat, states, flow_hat), pull_back = jax.vjp(roll, dyn)
+    (l_dyn, aux), (g_video, g_states, g_flow) = jax.value_and_grad(
+      rec, argnums=(0, 1, 2), has_aux=True
+    )(video_hat, states, flow_hat)
     d_opt = {k: opt[k] for k in gan_step.DISC_OPTIMIZERS}
     d_state = {k: out[k] for k in ("disc", "disc_stats")}
     d_state, d_opt, l_adv, g_adv, d_metrics, d_skipped = gan_step.adversarial(
       gan, d_state, d_opt, optimizers, step, xs, video_hat
     )
     l_dyn, g_video = l_dyn + l_adv, g_video + g_adv
-    (g_dyn,) = pull_back((g_video, g_states))
+    (g_dyn,) = pull_back((g_video, g_states, g_flow))
     opt.update(d_opt)
     out.update(d_state)
     metrics.update(d_metrics)
