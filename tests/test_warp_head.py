@@ -164,16 +164,23 @@ def test_pixel_head_returns_no_flow():
   assert len(out) == 3 and out[2] is None
 
 
-def test_training_with_the_warp_head_logs_the_flow_loss(tiny_config, tmp_path):
-  tiny_config.mesh.data = 8
-  tiny_config.model.colour_stats = True
-  tiny_config.model.output_head = "warp"
-  tiny_config.data.flow_targets = True
-  tiny_config.loss.flow_weight = 1.0
-  tiny_config.optim.lr = 1e-3
-  tiny_config.train.num_steps = 6
-  metrics = train.train_and_evaluate(tiny_config, str(tmp_path))
+def test_training_with_the_warp_head_through_the_gan_phase(
+  tiny_data32, tmp_path
+):
+  """Both programs (plain gradient, then the adversarial vjp) carry flows."""
+  from configs import tiny
+
+  c = tiny.get_config()
+  c.data.data_dir, c.data.name = tiny_data32
+  c.data.resolution = 32
+  c.gan.start_iteration = 4  # Iteration 4 is adversarial.
+  c.model.colour_stats = True
+  c.model.output_head = "warp"
+  c.data.flow_targets = True
+  c.loss.flow_weight = 1.0
+  metrics = train.train_and_evaluate(c, str(tmp_path))
   assert np.isfinite(metrics["loss_flow"]) and metrics["loss_flow"] > 0
+  assert np.isfinite(metrics["gan_temporal/loss_d"])
   assert metrics["grad_norm/dyn"] > 0
 
 
