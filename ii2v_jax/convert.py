@@ -17,7 +17,6 @@ The tensor mapping itself (names, permutes, shape checks) is
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import pathlib
@@ -26,11 +25,16 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from ii2v_jax import checkpoint, generator, optim, perceptual, state
 from ii2v_jax import torch_checkpoint as tc
+from ii2v_jax.checkpoint_config import (
+  DEFAULT_CONFIG,
+  config_for_checkpoint,
+  generator_dims,
+  state_dict_shape,
+)
 from ii2v_jax.torch_checkpoint import (
   BIAS,
   CONV2D,
@@ -39,104 +43,7 @@ from ii2v_jax.torch_checkpoint import (
   spectral_rule,
 )
 
-DEFAULT_CONFIG = "configs/iper.py"
-
-
 # --- the generator ---------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class GeneratorDims:
-  """What a torch generator's shapes say about its config."""
-
-  resolution: int
-  channels: int
-  poke_channels: int
-  shape_widths: tuple[int, ...]
-  poke_widths: tuple[int, ...]
-
-
-def _shape(state_dict: dict, name: str, what: str = "generator") -> tuple:
-  if name not in state_dict:
-    keys = ", ".join(sorted(state_dict)[:12])
-    raise ConversionError(
-      f"not an II2V {what} state_dict: no {name!r} (keys: {keys}, ...)"
-    )
-  return tuple(np.shape(state_dict[name]))
-
-
-def generator_dims(state_dict: dict) -> GeneratorDims:
-  """Resolution and widths of a torch `SkipSequenceModel` state_dict."""
-
-  def widths(prefix):
-    out = []
-    while f"{prefix}.{len(out)}.conv.weight" in state_dict:
-      out.append(_shape(state_dict, f"{prefix}.{len(out)}.conv.weight")[0])
-    return tuple(out)
-
-  shape_w, poke_w = widths("shape_enc.blocks"), widths("dynamics_enc.model")
-  bottleneck = _shape(state_dict, "shape_enc.bottleneck.conv1.conv.weight")
-  if not shape_w or not poke_w:
-    _shape(state_dict, "shape_enc.blocks.0.conv.weight")
-    _shape(state_dict, "dynamics_enc.model.0.conv.weight")
-  return GeneratorDims(
-    resolution=generator.BOTTLENECK_SIZE * 2 ** len(shape_w),
-    channels=bottleneck[0],
-    poke_channels=poke_w[0],
-    shape_widths=shape_w,
-    poke_widths=poke_w,
-  )
-
-
-def _min_channels(dims: GeneratorDims, current: int) -> int:
-  """A `model.min_channels` giving the checkpoint's shape widths."""
-  first = dims.shape_widths[0]
-  floor = dims.channels // 2 ** len(dims.shape_widths)
-  # Any bound <= C / 2**n gives the same widths: keep the config's if so.
-  return current if first == floor and current <= floor else first
-
-
-def config_for_checkpoint(
-  config, state_dict: dict, *, config_spec: str = DEFAULT_CONFIG
-):
-  """(config with the checkpoint's widths, {key: (old, new)} changed).
-
-  The resolution is checked, not changed: it is a data setting too. Widths
-  (`model.channels`, `poke_channels`, `min_channels`) follow the checkpoint,
-  so a narrow torch model converts to a narrow config. `config_spec` (the
-  `--config` value) only words the hint of a resolution mismatch.
-  """
-  dims = generator_dims(state_dict)
-  res = config.data.resolution
-  if dims.resolution != res:
-    raise ConversionError(
-      f"the checkpoint is a {dims.resolution}x{dims.resolution} model "
-      f"({len(dims.shape_widths)} shape_enc.blocks) but the config has "
-      f"data.resolution={res}; use a {dims.resolution}px config, e.g. "
-      f"--config {config_spec.partition(':')[0]}:{dims.resolution}"
-    )
-  m = config.model
-  new = {
-    "channels": dims.channels,
-    "poke_channels": dims.poke_channels,
-    "min_channels": _min_channels(dims, m.min_channels),
-  }
-  changed = {f"model.{k}": (m[k], v) for k, v in new.items() if m[k] != v}
-  config = config.copy_and_resolve_references()
-  config.unlock()
-  config.model.update(new)
-  got = (
-    tuple(generator.shape_widths(res, dims.channels, new["min_channels"])),
-    tuple(generator.poke_widths(res, dims.channels, dims.poke_channels)),
-  )
-  if got != (dims.shape_widths, dims.poke_widths):
-    raise ConversionError(
-      f"encoder widths {dims.shape_widths} (shape_enc) and "
-      f"{dims.poke_widths} (dynamics_enc) do not follow the reference width "
-      "rules (REFERENCE.md §4.2; the original's `layers` option is not "
-      "supported)"
-    )
-  return config, changed
 
 
 def convert_generator(state_dict: dict, abstract_params: dict) -> dict:
@@ -295,9 +202,11 @@ def _discriminator_widths(config, patch_sd, temporal_sd):
   state_dicts that are given; (config, changed)."""
   new = {}
   if patch_sd is not None:
-    new["patch_ndf"] = _shape(patch_sd, "in_conv.weight", "patch D")[0]
+    new["patch_ndf"] = state_dict_shape(patch_sd, "in_conv.weight", "patch D")[
+      0
+    ]
   if temporal_sd is not None:
-    new["temporal_width"] = _shape(
+    new["temporal_width"] = state_dict_shape(
       temporal_sd, "conv1.weight_orig", "temporal D"
     )[0]
   if not new or not config.get("gan") or not config.gan.enabled:
@@ -476,7 +385,7 @@ def _run(args, p) -> str:
     f"  discriminators: {summary['discriminators']}",
   ]
   for key, (old, new) in summary["changed_config"].items():
-    lines.append(f"  {key}: {old} -> {new} (from the checkpoint's shapes)")
+    lines.append(f"  {key}: {old} -> {new} (to match the checkpoint)")
   return "\n".join(lines)
 
 
