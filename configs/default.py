@@ -53,9 +53,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Instance norm without affine drops each image's colour offset and
   # contrast; see README "Deviations".
   c.model.colour_stats = False
-  # Deviation (off = reference "pixels"): "warp" renders frame t as a blend
-  # of x0 backward-warped by a predicted flow and the decoded pixels, so
-  # static content is exact and motion is a displacement; see README.
+  # Deviation (off = reference "pixels"): "warp" renders frame t as x0
+  # backward-warped by flow = residual - gain * poke vector, so static
+  # content is exact and motion is a displacement; see README.
   c.model.output_head = "pixels"
 
   c.loss = ml_collections.ConfigDict()

@@ -202,9 +202,8 @@ def _discriminator_widths(config, patch_sd, temporal_sd):
   state_dicts that are given; (config, changed)."""
   new = {}
   if patch_sd is not None:
-    new["patch_ndf"] = state_dict_shape(patch_sd, "in_conv.weight", "patch D")[
-      0
-    ]
+    shape = state_dict_shape(patch_sd, "in_conv.weight", "patch D")
+    new["patch_ndf"] = shape[0]
   if temporal_sd is not None:
     new["temporal_width"] = state_dict_shape(
       temporal_sd, "conv1.weight_orig", "temporal D"

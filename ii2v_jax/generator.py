@@ -273,8 +273,7 @@ class Generator(nnx.Module):
     states_t = self._recur(x0_bhwc, poke_bhw2, num_frames, unroll)
     states = [jnp.swapaxes(s, 0, 1) for s in states_t]
     b, t = states[0].shape[:2]
-    mean, std = colour_stats(x0_bhwc)
-    rep = lambda v: jnp.repeat(v, t, axis=0)  # x0's stats for every frame
+    rep = lambda v: jnp.repeat(v, t, axis=0)  # per-clip input, every frame
     # One batched decode of all B*T states instead of T decodes in the scan.
     flat = [s.reshape((b * t,) + s.shape[2:]) for s in states]
     x = self.dec.features(flat)
@@ -285,6 +284,7 @@ class Generator(nnx.Module):
       )
       flow = flow.reshape((b, t) + flow.shape[1:])
     else:
+      mean, std = colour_stats(x0_bhwc)
       frames = self.dec.pixels(x, (rep(mean), rep(std))).astype(jnp.float32)
     video = frames.reshape((b, t) + frames.shape[1:])
     return (video, states, flow) if with_flow else (video, states)

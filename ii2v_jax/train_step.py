@@ -35,6 +35,14 @@ class StepSettings:
 
 
 def settings_from_config(config) -> StepSettings:
+  """The step's settings; refuses a flow loss the model cannot compute."""
+  flow_weight = config.loss.get("flow_weight", 0.0)
+  warp = config.model.get("output_head", "pixels") == "warp"
+  if flow_weight and not (warp and config.data.get("flow_targets", False)):
+    raise ValueError(
+      "loss.flow_weight needs model.output_head='warp' and "
+      "data.flow_targets=True"
+    )
   return StepSettings(
     num_frames=config.data.num_frames,
     perceptual_layers=tuple(config.loss.perceptual_layers),
@@ -43,7 +51,7 @@ def settings_from_config(config) -> StepSettings:
     vgg_dyn_weight=config.loss.vgg_dyn_weight,
     latent_dynamics_weight=config.loss.latent_dynamics_weight,
     target_weight=config.loss.target_weight,
-    flow_weight=config.loss.get("flow_weight", 0.0),
+    flow_weight=flow_weight,
   )
 
 
@@ -104,12 +112,7 @@ def rec_latent_loss(
   )
   loss = s.vgg_dyn_weight * l_rec + s.latent_dynamics_weight * l_lat
   aux = {"loss_rec": l_rec, "loss_latent": l_lat}
-  if s.flow_weight:
-    if flow_hat is None or flow_targets is None:
-      raise ValueError(
-        "loss.flow_weight needs model.output_head='warp' and "
-        "data.flow_targets=True"
-      )
+  if s.flow_weight:  # settings_from_config checked flows and targets exist
     aux["loss_flow"] = jnp.mean(jnp.abs(flow_hat - flow_targets))
     loss = loss + s.flow_weight * aux["loss_flow"]
   return loss, aux

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from configs import default
-from ii2v_jax import data, flow_targets, train
+from ii2v_jax import data, flow_targets, train, train_step
 from ii2v_jax.generator import Generator, count_params, poke_vector
 from ii2v_jax.warp import backward_warp
 
@@ -184,8 +184,16 @@ def test_training_with_the_warp_head_through_the_gan_phase(
   assert metrics["grad_norm/dyn"] > 0
 
 
-def test_flow_loss_without_the_warp_head_is_refused(tiny_config, tmp_path):
-  tiny_config.loss.flow_weight = 1.0
-  tiny_config.data.flow_targets = True
-  with pytest.raises(ValueError, match="output_head='warp'"):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
+@pytest.mark.parametrize(
+  "head, targets, ok",
+  [("pixels", True, False), ("warp", False, False), ("warp", True, True)],
+)
+def test_flow_loss_needs_the_warp_head_and_targets(head, targets, ok):
+  c = default.get_config()
+  c.loss.flow_weight = 1.0
+  c.model.output_head, c.data.flow_targets = head, targets
+  if ok:
+    assert train_step.settings_from_config(c).flow_weight == 1.0
+  else:
+    with pytest.raises(ValueError, match="output_head='warp'"):
+      train_step.settings_from_config(c)
