@@ -37,13 +37,23 @@ def default_workdir() -> str:
 def main(argv):
   del argv
   # Imported here so `--help` and flag errors stay fast.
-  from ii2v_jax import describe, train
+  from ii2v_jax.io import logs
+  from ii2v_jax.training import describe, train
 
   config = FLAGS.config
   if FLAGS.mode == "describe":
     describe.describe(config, compile_step=FLAGS.compile)
     return
-  train.train_and_evaluate(config, FLAGS.workdir or default_workdir())
+  workdir = FLAGS.workdir or default_workdir()
+  if not FLAGS["verbosity"].present:  # --verbosity keeps them on the console
+    log = logs.log_to_file(workdir, "train")
+    print(f"workdir {workdir}; library logs in {log}")
+  metrics = train.train_and_evaluate(config, workdir)
+  if "loss_dyn" in metrics:
+    print(
+      f"done: step {config.train.num_steps}, loss_dyn {metrics['loss_dyn']:.4f}"
+    )
+  print(f"checkpoints: {workdir}/checkpoints  tensorboard: {workdir}/tb")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Matches torchvision's `raft_large` / `raft_small` (which match the original
 princeton-vl/RAFT models) layer for layer, so their checkpoints convert
-exactly (`flow.raft_convert`). Inference only.
+exactly (`flow.raft_weights`). Inference only.
 
   model = raft.load_raft("raft_large.npz")
   flow_fn = raft.make_flow_fn(model, iters=12)   # jitted
@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from flow import raft_blocks as rb
-from flow import raft_convert, raft_corr
+from flow import raft_corr, raft_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,12 +263,12 @@ def param_shapes(variant: str) -> dict[str, tuple[int, ...]]:
 def model_from_params(
   variant: str, params: dict, *, source: str = "params", precision=None
 ) -> RAFT:
-  """RAFT holding `params` ('/'-path -> array, as `flow.raft_convert`).
+  """RAFT holding `params` ('/'-path -> array, as `flow.raft_weights`).
 
   Raises:
     ValueError: missing, unexpected or wrongly shaped parameters (named).
   """
-  raft_convert.check_params(params, param_shapes(variant), source)
+  raft_weights.check_params(params, param_shapes(variant), source)
   graphdef, state = nnx.split(abstract_model(variant, precision))
   flat = nnx.to_flat_state(state)
   state = nnx.from_flat_state(
@@ -292,7 +292,7 @@ def load_raft(path, variant: str | None = None, precision=None) -> RAFT:
     ValueError: unreadable file, other variant, or missing, unexpected or
       wrongly shaped parameters (named in the message).
   """
-  file_variant, params = raft_convert.read_npz(path)
+  file_variant, params = raft_weights.read_npz(path)
   if variant is not None and variant != file_variant:
     raise ValueError(f"{path} holds RAFT-{file_variant}, not {variant}")
   return model_from_params(
@@ -305,7 +305,7 @@ def save_raft(model: RAFT, path) -> None:
   reads it back), e.g. random-init weights for plumbing checks."""
   flat = nnx.to_flat_state(nnx.state(model))
   params = {"/".join(map(str, p)): np.asarray(v.get_value()) for p, v in flat}
-  raft_convert.write_npz(path, model.variant, params)
+  raft_weights.write_npz(path, model.variant, params)
 
 
 def init_raft(variant: str = "large", seed: int = 0, precision=None) -> RAFT:

@@ -21,7 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import default
-from ii2v_jax import data, optim, perceptual, sharding, state, train
+from ii2v_jax.data import pipeline
+from ii2v_jax.models import build
+from ii2v_jax.parallel import sharding
+from ii2v_jax.pretrained import perceptual
+from ii2v_jax.training import optim, state, train
 
 ALL = (
   "matmul",
@@ -68,8 +72,8 @@ def reference_config(resolution: int, batch: int):
 
 def bench_sample(resolution: int, repeats: int) -> dict:
   c = reference_config(resolution, 1)
-  graphdef, params = state.split_generator(state.build_generator(c))
-  from ii2v_jax import inference
+  graphdef, params = build.split_generator(build.build_generator(c))
+  from ii2v_jax.models import inference
 
   roll = inference.make_rollout_fn(graphdef, 10)
   unrolled = inference.make_rollout_fn(graphdef, 10, unroll=True)
@@ -101,8 +105,8 @@ def bench_train_step(name: str, repeats: int) -> dict:
   mesh = sharding.make_mesh(1)
   optimizers, schedules = optim.make_optimizers(c.optim, 1000, c.gan)
   graphdef, discs, _ = state.abstract_state(c, optimizers)
-  params = state.initial_params(c)
-  d_state = state.initial_disc_state(c)
+  params = build.initial_params(c)
+  d_state = build.initial_disc_state(c)
   st = state.init_state(params, optimizers, d_state)
   step = train.compile_step(
     c, mesh, optimizers, schedules, graphdef, discs, gan_active=gans
@@ -145,7 +149,7 @@ def bench_input(data_dir: str, batches: int = 20) -> dict:
   c = default.get_config()
   c.data.data_dir = data_dir
   c.data.name = "articulated_pokes/64"
-  it, _ = data.train_iterator(c.data, local_batch=8, seed=0)
+  it, _ = pipeline.train_iterator(c.data, local_batch=8, seed=0)
   next(it)
   t0 = time.perf_counter()
   for _ in range(batches):

@@ -5,7 +5,8 @@
 
 X, Y, DX, DY are pixels of the given image, whatever its size; they are
 scaled to the model's resolution. Without --image, a test frame of the
-model's dataset is used at 256x256. Writes an MP4 and a GIF.
+model's dataset is used at 256x256. Writes an MP4, a GIF and a PNG strip
+of the first, middle and last frame.
 """
 
 import argparse
@@ -16,7 +17,9 @@ import cv2
 import jax.numpy as jnp
 import numpy as np
 
-from ii2v_jax import checkpoint, data, inference, poke, train_step, video_io
+from ii2v_jax.data import pipeline, poke
+from ii2v_jax.io import checkpoint, video_io
+from ii2v_jax.models import inference
 
 DEFAULT_WORKDIR = "runs/synthetic"
 DISPLAY = 256
@@ -38,7 +41,7 @@ def load_image(path: str) -> np.ndarray:
 
 def default_image(config) -> np.ndarray:
   """First frame of the first test clip, upsampled to 256x256."""
-  source = data.open_split(
+  source = pipeline.open_split(
     config.data.data_dir, config.data.name, config.data.test_split
   )
   frame = source[0]["video"][0]
@@ -65,12 +68,12 @@ def poke_map(pokes, image_hw3, size: int, poke_size: int) -> np.ndarray:
 
 def render(workdir: str, image, pokes, num_frames: int | None):
   """(display frames (T+1,H,W,3), image) for the pokes on the image."""
-  config, graphdef, params, _ = inference.load_model(workdir)
+  config, graphdef, params, _ = checkpoint.load_model(workdir)
   image = default_image(config) if image is None else image
   s = config.data.resolution
   pmap = poke_map(pokes, image, s, config.data.poke_size)
   x0 = cv2.resize(image, (s, s), interpolation=cv2.INTER_LINEAR)
-  x0 = train_step.to_unit_range(jnp.asarray(x0))[None]
+  x0 = inference.to_unit_range(jnp.asarray(x0))[None]
   t = num_frames or config.data.num_frames
   rollout = inference.make_rollout_fn(graphdef, t)
   video = np.asarray(inference.to_uint8(rollout(params, x0, pmap[None])))[0]
@@ -119,18 +122,24 @@ def run(args) -> pathlib.Path:
   mp4 = output_path(args, pokes)
   video_io.write_mp4(mp4, frames, fps=args.fps)
   video_io.write_gif(mp4.with_suffix(".gif"), frames, fps=args.fps)
+  video_io.write_strip(strip_path(mp4), frames)
   return mp4
+
+
+def strip_path(mp4: pathlib.Path) -> pathlib.Path:
+  return mp4.with_name(mp4.stem + "_strip.png")
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
     mp4 = run(args)
-  except (ValueError, checkpoint.CheckpointError, data.DataError) as e:
+  except (ValueError, checkpoint.CheckpointError, pipeline.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"wrote {mp4}")
   print(f"wrote {mp4.with_suffix('.gif')}")
+  print(f"wrote {strip_path(mp4)}")
   return 0
 
 

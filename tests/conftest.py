@@ -55,7 +55,7 @@ def tiny_config(tiny_data):
 def tiny_workdir(tiny_data, tmp_path_factory):
   """A workdir holding a briefly trained tiny model."""
   from configs import tiny
-  from ii2v_jax import train
+  from ii2v_jax.training import train
 
   c = tiny.get_config()
   c.data.data_dir, c.data.name = tiny_data

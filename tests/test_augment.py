@@ -1,11 +1,11 @@
-"""Tests for ii2v_jax.augment: per-clip colour and geometric augmentation."""
+"""Tests for ii2v_jax.data.augment: per-clip colour and geometric changes."""
 
 import math
 
 import numpy as np
 import pytest
 
-from ii2v_jax import augment
+from ii2v_jax.data import augment
 
 S, T = 64, 11
 

@@ -3,8 +3,9 @@
 import numpy as np
 
 from configs import synthetic
-from ii2v_jax import checkpoint_config, state
-from ii2v_jax import torch_checkpoint as tc
+from ii2v_jax.convert import checkpoint_config
+from ii2v_jax.convert import torch_checkpoint as tc
+from ii2v_jax.models import build
 from tests.test_convert import reference_shapes
 
 
@@ -22,8 +23,8 @@ def test_warp_and_colour_stats_configs_convert_to_the_reference_decoder():
     "data.flow_targets": (True, False),
   }
   assert cfg.model.output_head == "warp"  # the caller's config is untouched
-  _, abstract = state.abstract_generator(c)
+  _, abstract = build.abstract_generator(c)
   out = tc.convert_tree(sd, abstract)  # every tensor has a place, no extras
-  assert state.count_params(out) == sum(
+  assert build.count_params(out) == sum(
     int(np.prod(v)) for v in shapes.values()
   )

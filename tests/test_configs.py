@@ -46,7 +46,7 @@ def test_reference_hyperparameters():
 
 
 def test_deviations_off_in_presets_and_older_workdirs_load():
-  from ii2v_jax import generator, state
+  from ii2v_jax.models import build, generator
 
   for name in ("iper", "plants", "human36m", "taichi"):
     c = importlib.import_module(f"configs.{name}").get_config()
@@ -54,7 +54,7 @@ def test_deviations_off_in_presets_and_older_workdirs_load():
   old = importlib.import_module("configs.tiny").get_config()
   del old.model["colour_stats"]  # A workdir written before the switch.
   assert old.model.get("colour_stats") is None
-  gen = state.build_generator(old)
+  gen = build.build_generator(old)
   assert not gen.dec.colour_stats
   assert isinstance(gen, generator.Generator)
 

@@ -18,8 +18,11 @@ import pytest
 from flax import nnx
 
 from configs import tiny
-from ii2v_jax import checkpoint, convert, inference, optim, state
-from ii2v_jax import torch_checkpoint as tc
+from ii2v_jax.convert import converter
+from ii2v_jax.convert import torch_checkpoint as tc
+from ii2v_jax.io import checkpoint
+from ii2v_jax.models import build, inference
+from ii2v_jax.training import optim, state
 from tools.check_parity import seeded_state_dict  # The fixture's weights.
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -83,12 +86,12 @@ def narrow():
   """(config, state_dict, converted params) of a narrow 64 px model."""
   c = _config(**NARROW)
   sd = seeded_state_dict(reference_shapes(64, **NARROW), 0)
-  _, abstract = state.abstract_generator(c)
-  return c, sd, convert.convert_generator(sd, abstract)
+  _, abstract = build.abstract_generator(c)
+  return c, sd, converter.convert_generator(sd, abstract)
 
 
 def _merged(config, params):
-  graphdef, _ = state.abstract_generator(config)
+  graphdef, _ = build.abstract_generator(config)
   return nnx.merge(graphdef, params)
 
 
@@ -140,12 +143,12 @@ def test_reference_names_convert_at_reference_widths(s, tensors, params):
   assert sum(math.prod(v) for v in shapes.values()) == params
   # Shapes only: zero-strided views cost no memory.
   sd = {k: np.broadcast_to(np.float32(0), v) for k, v in shapes.items()}
-  c, changed = convert.config_for_checkpoint(_config(s), sd)
+  c, changed = converter.config_for_checkpoint(_config(s), sd)
   assert c.model.channels == 512 and c.model.poke_channels == 32
-  _, abstract = state.abstract_generator(c)
+  _, abstract = build.abstract_generator(c)
   out = tc.convert_tree(sd, abstract)
-  assert state.count_params(out) == params
-  assert convert.generator_dims(sd).resolution == s
+  assert build.count_params(out) == params
+  assert converter.generator_dims(sd).resolution == s
 
 
 def test_reference_rows_spot_check():
@@ -170,7 +173,7 @@ def test_reference_rows_spot_check():
 
 def test_every_param_is_filled_with_its_tensor(narrow):
   c, sd, params = narrow
-  assert state.count_params(params) == sum(v.size for v in sd.values())
+  assert build.count_params(params) == sum(v.size for v in sd.values())
   k = params["fusion_block"]["cells"][1]["update_gate"]["kernel"]
   w = sd["fusion_block.cells.1.update_gate.weight"]
   np.testing.assert_array_equal(k, w.transpose(2, 3, 1, 0))
@@ -232,9 +235,9 @@ def test_rollout_matches_original_fixture():
     "numpy's uniform stream changed; regenerate the fixture with "
     "tools/check_parity.py fixture"
   )
-  c, _ = convert.config_for_checkpoint(_config(32), sd)
-  _, abstract = state.abstract_generator(c)
-  model = _merged(c, convert.convert_generator(sd, abstract))
+  c, _ = converter.config_for_checkpoint(_config(32), sd)
+  _, abstract = build.abstract_generator(c)
+  model = _merged(c, converter.convert_generator(sd, abstract))
   x0 = jnp.asarray(f["x0_nchw"].transpose(0, 2, 3, 1))
   poke = jnp.asarray(f["poke_nchw"].transpose(0, 2, 3, 1))
   want = f["video_ntchw"].transpose(0, 1, 3, 4, 2)
@@ -251,13 +254,13 @@ def test_rollout_matches_original_fixture():
 
 def test_missing_wrong_shape_and_extra_tensors_are_named(narrow):
   c, sd, _ = narrow
-  _, abstract = state.abstract_generator(c)
+  _, abstract = build.abstract_generator(c)
   bad = dict(sd)
   del bad["dec.out_conv.conv.bias"]
   bad["dec.blocks.1.conv1.conv.weight"] = np.zeros((16, 9, 3, 3), np.float32)
   bad["fusion_block.cells.9.up_gate.weight"] = np.zeros(3, np.float32)
   with pytest.raises(tc.ConversionError) as info:
-    convert.convert_generator(bad, abstract)
+    converter.convert_generator(bad, abstract)
   msg = str(info.value)
   assert "missing tensor 'dec.out_conv.conv.bias' (expected shape (3,))" in msg
   assert (
@@ -270,30 +273,30 @@ def test_missing_wrong_shape_and_extra_tensors_are_named(narrow):
 def test_resolution_mismatch_suggests_the_right_config(narrow):
   _, sd, _ = narrow
   with pytest.raises(tc.ConversionError, match="configs/iper.py:64"):
-    convert.config_for_checkpoint(
+    converter.config_for_checkpoint(
       _config(128), sd, config_spec="configs/iper.py:128"
     )
-  _, abstract128 = state.abstract_generator(_config(128, **NARROW))
+  _, abstract128 = build.abstract_generator(_config(128, **NARROW))
   with pytest.raises(tc.ConversionError, match="64px model"):
-    convert.convert_generator(sd, abstract128)
+    converter.convert_generator(sd, abstract128)
 
 
 def test_widths_follow_the_checkpoint(narrow):
   _, sd, _ = narrow
   base = _config(channels=16, poke_channels=4, min_channels=4)
-  c, changed = convert.config_for_checkpoint(base, sd)
+  c, changed = converter.config_for_checkpoint(base, sd)
   # min_channels 4 already gives the checkpoint's widths (8, 16).
   assert changed == {"model.channels": (16, 32), "model.poke_channels": (4, 8)}
   assert (c.model.channels, c.model.poke_channels) == (32, 8)
   odd = dict(sd)
   odd["dynamics_enc.model.1.conv.weight"] = np.zeros((12, 8, 3, 3))
   with pytest.raises(tc.ConversionError, match="width rules"):
-    convert.config_for_checkpoint(_config(), odd)
+    converter.config_for_checkpoint(_config(), odd)
 
 
 def test_not_a_generator_state_dict():
   with pytest.raises(tc.ConversionError, match="not an II2V generator"):
-    convert.generator_dims({"features.0.weight": np.zeros((64, 3, 3, 3))})
+    converter.generator_dims({"features.0.weight": np.zeros((64, 3, 3, 3))})
 
 
 # --- reading checkpoint files -----------------------------------------------
@@ -389,7 +392,7 @@ def _temporal_shapes(width, stages):
 def test_reference_discriminator_tables_convert():
   c = tiny.get_config()
   c.gan.patch_ndf, c.gan.temporal_width = 64, 64
-  _, abstract = state.abstract_discriminators(c)
+  _, abstract = build.abstract_discriminators(c)
   patch = _patch_shapes(64)
   temporal = _temporal_shapes(64, [128, 256, 256, 256])
   assert len(patch) == 10 and len(temporal) == 132
@@ -405,7 +408,7 @@ def test_reference_discriminator_tables_convert():
   )
   params = [v for k, v in temporal.items() if not k.endswith(("_u", "_v"))]
   assert sum(math.prod(v) for v in params) == 26_554_369
-  assert state.count_params(out["params"]) == 26_554_369
+  assert build.count_params(out["params"]) == 26_554_369
 
 
 def _tiny_disc_state_dicts(c):
@@ -417,9 +420,9 @@ def _tiny_disc_state_dicts(c):
 
 def test_discriminators_convert_with_their_state():
   c = tiny.get_config()
-  graphdefs, _ = state.abstract_discriminators(c)
+  graphdefs, _ = build.abstract_discriminators(c)
   patch_sd, temporal_sd = _tiny_disc_state_dicts(c)
-  discs = convert.discriminator_state(c, patch_sd, temporal_sd)
+  discs = converter.discriminator_state(c, patch_sd, temporal_sd)
   patch = nnx.merge(
     graphdefs["patch"], discs["disc"]["patch"], discs["disc_stats"]["patch"]
   )
@@ -443,7 +446,7 @@ def test_discriminators_convert_with_their_state():
   bad = dict(temporal_sd)
   del bad["gn1.weight"]
   with pytest.raises(tc.ConversionError, match="'gn1.weight'"):
-    convert.discriminator_state(c, None, bad)
+    converter.discriminator_state(c, None, bad)
 
 
 # --- the CLI -----------------------------------------------------------------
@@ -460,12 +463,12 @@ def test_cli_round_trip(tmp_path, narrow, capsys):
   workdir = tmp_path / "run"
   argv = ["--torch_checkpoint", str(src), "--workdir", str(workdir)]
   argv += ["--config", str(ROOT / "configs" / "tiny.py")]
-  assert convert.main(argv) == 0
+  assert converter.main(argv) == 0
   out = capsys.readouterr().out
   assert f"model.channels: {tiny.get_config().model.channels} -> 32" in out
   assert "step 3000" in out
   assert "'patch': 'converted', 'temporal': 'converted'" in out
-  config, graphdef, loaded, step = inference.load_model(str(workdir))
+  config, graphdef, loaded, step = checkpoint.load_model(str(workdir))
   assert step == 3000 and config.model.channels == 32
   jax.tree.map(np.testing.assert_array_equal, loaded, params)
   x0 = jnp.tanh(jnp.asarray(_rand(6, (1, 64, 64, 3)), jnp.float32))
@@ -491,9 +494,9 @@ def test_cli_round_trip(tmp_path, narrow, capsys):
   assert counts["disc_patch"] == counts["disc_temporal"] == [d_updates]
 
   # An existing run is not overwritten without --force.
-  assert convert.main(argv) == 1
+  assert converter.main(argv) == 1
   assert "already holds checkpoints" in capsys.readouterr().err
-  assert convert.main(argv + ["--force"]) == 0
+  assert converter.main(argv + ["--force"]) == 0
 
 
 def test_cli_rejects_a_resolution_mismatch(tmp_path, narrow, capsys):
@@ -502,7 +505,7 @@ def test_cli_rejects_a_resolution_mismatch(tmp_path, narrow, capsys):
   tc.save_npz(sd, src)
   cfg = f"{ROOT / 'configs' / 'iper.py'}:128"
   argv = ["--torch_checkpoint", str(src), "--workdir", str(tmp_path / "w")]
-  assert convert.main(argv + ["--config", cfg]) == 1
+  assert converter.main(argv + ["--config", cfg]) == 1
   err = capsys.readouterr().err
   assert "64x64 model" in err and "configs/iper.py:64" in err
   assert not (tmp_path / "w" / "checkpoints").exists()
@@ -516,7 +519,7 @@ def test_schedule_counts_follow_the_iteration():
   disc = {"disc": {"patch": {"w": jnp.zeros(1)}, "temporal": {}}}
   st = state.init_state(params, optimizers, disc)
   start = c.gan.start_iteration
-  out = convert._schedule_counts(st["opt"], start + 99, start)
+  out = converter._schedule_counts(st["opt"], start + 99, start)
   is_sched = lambda x: isinstance(x, optax.ScaleByScheduleState)
   count = lambda name: [
     int(x.count) for x in jax.tree.leaves(out[name], is_sched) if is_sched(x)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ii2v_jax import data
+from ii2v_jax.data import pipeline
 
 S = 32
 
@@ -27,7 +27,7 @@ def patches(poke_hw2):
 
 
 def test_single_poke_is_the_default():
-  out = data.ClipTransform()(example(), np.random.default_rng(0))
+  out = pipeline.ClipTransform()(example(), np.random.default_rng(0))
   assert patches(out["poke"]) == 1
   row, col = out["poke_rc"]
   assert col >= S // 2 - 1  # On the moving half.
@@ -37,7 +37,7 @@ def test_multi_poke_writes_up_to_n_patches_with_the_local_flow():
   ex = example()
   counts = []
   for seed in range(30):
-    out = data.ClipTransform(max_pokes=3)(ex, np.random.default_rng(seed))
+    out = pipeline.ClipTransform(max_pokes=3)(ex, np.random.default_rng(seed))
     counts.append(patches(out["poke"]))
     ys, xs = np.nonzero(np.abs(out["poke"]).sum(-1))
     # Every poked pixel holds the flow vector of some moving pixel.
@@ -50,7 +50,9 @@ def test_multi_poke_writes_up_to_n_patches_with_the_local_flow():
 
 def test_zero_poke_gives_a_static_clip_and_a_background_poke():
   ex = example()
-  out = data.ClipTransform(zero_poke_fraction=1.0)(ex, np.random.default_rng(1))
+  out = pipeline.ClipTransform(zero_poke_fraction=1.0)(
+    ex, np.random.default_rng(1)
+  )
   video = out["video"]
   assert (video == video[:1]).all()
   np.testing.assert_array_equal(video[0], ex["video"][0])
@@ -64,7 +66,9 @@ def test_zero_poke_fraction_is_a_fraction():
   static = [
     (o["video"] == o["video"][:1]).all()
     for o in (
-      data.ClipTransform(zero_poke_fraction=0.25)(ex, np.random.default_rng(s))
+      pipeline.ClipTransform(zero_poke_fraction=0.25)(
+        ex, np.random.default_rng(s)
+      )
       for s in range(200)
     )
   ]
@@ -86,7 +90,7 @@ def test_options_apply_to_the_train_split_only(train):
       zero_poke_fraction=0.5,
     )
   )
-  t = data.transform_from_config(cfg, train=train)
+  t = pipeline.transform_from_config(cfg, train=train)
   assert (t.max_pokes, t.zero_poke_fraction) == (
     (5, 0.5) if train else (1, 0.0)
   )

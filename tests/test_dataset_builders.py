@@ -96,7 +96,7 @@ def train_two_steps(builder, tmp, **data) -> None:
   """Two steps of the tiny config on a build (the video_folder test's
   settings, so its compiled step is reused)."""
   from configs import tiny
-  from ii2v_jax import train
+  from ii2v_jax.training import train
 
   c = tiny.get_config()
   c.data.data_dir = str(pathlib.Path(builder.data_dir).parents[2])

@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from ii2v_jax.discriminators import (
+from ii2v_jax.models.discriminators import (
   PatchDiscriminator,
   SpectralState,
   TemporalDiscriminator,
@@ -22,8 +22,8 @@ from ii2v_jax.discriminators import (
   patch_logits_size,
   temporal_stages,
 )
-from ii2v_jax.generator import count_params
-from ii2v_jax.spectral_norm import SNConv3d, torch_matrix
+from ii2v_jax.models.generator import count_params
+from ii2v_jax.models.spectral_norm import SNConv3d, torch_matrix
 
 DN2 = ("NHWC", "HWIO", "NHWC")
 DN3 = ("NDHWC", "DHWIO", "NDHWC")

@@ -9,18 +9,13 @@ import PIL.Image
 import pytest
 
 import flow
-from ii2v_jax import (
-  data,
-  eval_metrics,
-  evaluate,
-  inference,
-  lpips,
-  sharding,
-  tracking,
-  train,
-  writer,
-)
-from ii2v_jax.train_step import to_unit_range
+from ii2v_jax.data import pipeline
+from ii2v_jax.evaluate import batch_metrics, protocol, tracking
+from ii2v_jax.io import checkpoint
+from ii2v_jax.models.inference import to_unit_range
+from ii2v_jax.parallel import sharding
+from ii2v_jax.pretrained import lpips
+from ii2v_jax.training import train, writer
 
 T = 10
 PAIRED = ("lpips", "ssim", "ssim_pl09", "psnr", "psnr_pl09", "joint_epe")
@@ -28,16 +23,18 @@ SCALAR_ONLY = ("fvd", "poke_epe")
 
 
 def _clips(config, n):
-  n, load = data.eval_examples(config.data, num_clips=n, seed=config.eval.seed)
-  return data.stack([load(i) for i in range(n)])
+  n, load = pipeline.eval_examples(
+    config.data, num_clips=n, seed=config.eval.seed
+  )
+  return pipeline.stack([load(i) for i in range(n)])
 
 
 def test_writes_every_metric_for_model_and_baseline(tiny_workdir):
-  summary = evaluate.evaluate(tiny_workdir, num_clips=4)
+  summary = protocol.evaluate(tiny_workdir, num_clips=4)
   saved = json.loads(open(f"{tiny_workdir}/eval.json").read())
   assert saved == summary
   assert summary["num_clips"] == 4 and summary["fvd_num_clips"] == 4
-  assert summary["metrics"] == list(eval_metrics.ALL_METRICS)
+  assert summary["metrics"] == list(batch_metrics.ALL_METRICS)
   for key in PAIRED + SCALAR_ONLY:
     for k in (key, f"{key}_baseline"):
       assert np.isfinite(summary[k]), k
@@ -50,7 +47,7 @@ def test_writes_every_metric_for_model_and_baseline(tiny_workdir):
   )
   assert {"rollout_s", "flow_s", "i3d_s", "total_s"} <= set(summary["timings"])
   # Copying x_0 shows no motion: its errors are the true motions' lengths.
-  clips = _clips(inference.load_model(tiny_workdir)[0], 4)
+  clips = _clips(checkpoint.load_model(tiny_workdir)[0], 4)
   lengths = np.linalg.norm(clips["poke_uv"], axis=-1)
   assert summary["poke_epe_baseline"] == pytest.approx(lengths.mean(), abs=0.05)
   moves = [
@@ -68,7 +65,7 @@ def test_writes_every_metric_for_model_and_baseline(tiny_workdir):
 
 
 def test_a_model_that_copies_x0_scores_as_the_baseline(tiny_workdir):
-  config, _, params, _ = inference.load_model(tiny_workdir)
+  config, _, params, _ = checkpoint.load_model(tiny_workdir)
 
   def copy_rollout(params, x0_bhwc, poke_bhw2):
     del params, poke_bhw2
@@ -76,7 +73,7 @@ def test_a_model_that_copies_x0_scores_as_the_baseline(tiny_workdir):
       x0_bhwc[:, None], (len(x0_bhwc), T) + x0_bhwc.shape[1:]
     )
 
-  summary = evaluate.run_protocol(
+  summary = protocol.run_protocol(
     config, copy_rollout, params, num_clips=5, fvd_clips=3, progress=False
   )
   assert summary["fvd_num_clips"] == 3
@@ -99,8 +96,8 @@ def test_frame_metrics_compare_aligned_frames(tiny_config):
   clips = _clips(tiny_config, 2)
   video = jnp.asarray(clips["video"])
   params = lpips.load_lpips_params("vgg")
-  which = eval_metrics.IMAGE_METRICS
-  exact = jax.jit(eval_metrics.frame_metrics, static_argnames="which")
+  which = batch_metrics.IMAGE_METRICS
+  exact = jax.jit(batch_metrics.frame_metrics, static_argnames="which")
   perfect = exact(params, video, to_unit_range(video[:, 1:]), which=which)
   np.testing.assert_allclose(perfect["lpips"], 0.0, atol=1e-6)
   np.testing.assert_allclose(perfect["ssim"], 1.0, atol=1e-5)
@@ -108,7 +105,7 @@ def test_frame_metrics_compare_aligned_frames(tiny_config):
   assert np.all(perfect["lpips_baseline"][:, -1] > 0)
   late = exact(params, video, to_unit_range(video[:, :-1]), which=which)
   assert np.all(late["lpips"][:, -1] > 0)  # One frame late is not perfect.
-  pl09 = eval_metrics.pl09_metrics(
+  pl09 = batch_metrics.pl09_metrics(
     video, to_unit_range(video[:, 1:]), 1, which=which
   )
   assert pl09["ssim_pl09"] == pytest.approx(1.0, abs=1e-5)
@@ -117,7 +114,7 @@ def test_frame_metrics_compare_aligned_frames(tiny_config):
 
 def test_metrics_flag_selects_a_subset(tiny_workdir):
   args = ["--workdir", tiny_workdir, "--num_clips", "2", "--metrics", "lpips"]
-  assert evaluate.main(args) == 0
+  assert protocol.main(args) == 0
   summary = json.loads(open(f"{tiny_workdir}/eval.json").read())
   assert summary["metrics"] == ["lpips"]
   assert len(summary["lpips_baseline_per_frame"]) == T
@@ -126,7 +123,7 @@ def test_metrics_flag_selects_a_subset(tiny_workdir):
   with PIL.Image.open(f"{tiny_workdir}/eval_curves.png") as im:
     assert im.format == "PNG"
   bad = ["--workdir", tiny_workdir, "--metrics", "lpips,iou"]
-  assert evaluate.main(bad) == 2
+  assert protocol.main(bad) == 2
 
 
 def test_tracked_points_equal_chained_flow(tiny_config):
@@ -166,16 +163,16 @@ def test_training_logs_periodic_test_metrics(
 def test_periodic_eval_is_off_by_default(tiny_config):
   mesh = sharding.make_mesh(-1)
   assert tiny_config.eval.every == 0
-  assert eval_metrics.make_periodic_eval(tiny_config, None, mesh) is None
+  assert batch_metrics.make_periodic_eval(tiny_config, None, mesh) is None
 
 
 def test_eval_pokes_are_seeded(tiny_workdir):
-  config = inference.load_model(tiny_workdir)[0]
-  _, load_a = data.eval_examples(config.data, num_clips=4, seed=7)
-  _, load_b = data.eval_examples(config.data, num_clips=4, seed=7)
-  _, load_c = data.eval_examples(config.data, num_clips=4, seed=8)
+  config = checkpoint.load_model(tiny_workdir)[0]
+  _, load_a = pipeline.eval_examples(config.data, num_clips=4, seed=7)
+  _, load_b = pipeline.eval_examples(config.data, num_clips=4, seed=7)
+  _, load_c = pipeline.eval_examples(config.data, num_clips=4, seed=8)
   a, b, c = (
-    data.stack([f(i) for i in range(4)]) for f in (load_a, load_b, load_c)
+    pipeline.stack([f(i) for i in range(4)]) for f in (load_a, load_b, load_c)
   )
   np.testing.assert_array_equal(a["poke"], b["poke"])
   assert not np.array_equal(a["poke_rc"], c["poke_rc"])

@@ -8,7 +8,8 @@ import pytest
 import real_clips
 import scipy.linalg
 
-from ii2v_jax import fvd, i3d
+from ii2v_jax.evaluate import fvd
+from ii2v_jax.pretrained import i3d
 
 NUM_CLIPS, FRAMES, SIZE = 8, 10, 64
 NOISE_STDS = (8.0, 32.0)  # uint8 levels; FVD must grow 0 -> 8 -> 32.
@@ -135,7 +136,7 @@ def test_fvd_passes_batches_and_params_to_i3d(monkeypatch):
 def test_features_sharded_over_fake_devices_match(feats):
   # The data-parallel path an evaluation over a mesh takes: each batch of 8
   # is split over the 8 fake CPU devices.
-  from ii2v_jax import sharding
+  from ii2v_jax.parallel import sharding
 
   clean, (f_clean, *_) = feats
   mesh = sharding.make_mesh()

@@ -4,7 +4,11 @@ import jax
 import numpy as np
 import pytest
 
-from ii2v_jax import checkpoint, optim, perceptual, sharding, state, train
+from ii2v_jax.io import checkpoint
+from ii2v_jax.models import build
+from ii2v_jax.parallel import sharding
+from ii2v_jax.pretrained import perceptual
+from ii2v_jax.training import optim, state, train
 
 OWNERS = ("ae_enc", "ae_dec", "dyn", "disc_patch", "disc_temporal")
 
@@ -64,7 +68,7 @@ def test_gan_phase_moves_every_optimizer_and_resumes_exactly(
   before = full_state(gan_config, tmp_path / "b", step=2)
   # One GAN iteration (2 -> 3) moves all five Adam-owned subtrees and the
   # spectral-norm vectors; D params did not move before the GAN start.
-  init_disc = state.initial_disc_state(gan_config)["disc"]
+  init_disc = build.initial_disc_state(gan_config)["disc"]
   assert not changed(before["disc"], init_disc)
   for k in OWNERS:
     assert changed(owned(before)[k], owned(mid)[k]), k
@@ -93,7 +97,7 @@ def test_non_finite_batch_skips_every_update(gan_config):
     out_shardings=sharding.replicated(mesh),
   )
   st = init(
-    state.initial_params(gan_config), state.initial_disc_state(gan_config)
+    build.initial_params(gan_config), build.initial_disc_state(gan_config)
   )
   step = train.compile_step(
     gan_config, mesh, opts, scheds, graphdef, discs, gan_active=True

@@ -7,8 +7,8 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from ii2v_jax import layers
-from ii2v_jax.generator import (
+from ii2v_jax.models import layers
+from ii2v_jax.models.generator import (
   Generator,
   component_param_counts,
   count_params,

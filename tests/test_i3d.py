@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import real_clips
 
-from ii2v_jax import i3d, weights
+from ii2v_jax.pretrained import i3d, weights
 
 CYCLING = (
   "riding a bike",

@@ -9,7 +9,7 @@ import pytest
 import real_clips
 from scipy import ndimage
 
-from ii2v_jax import lpips
+from ii2v_jax.pretrained import lpips
 
 SIZE = 64
 NETS = ("vgg", "alex")

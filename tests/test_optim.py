@@ -3,7 +3,7 @@
 import numpy as np
 
 from configs import default
-from ii2v_jax import optim
+from ii2v_jax.training import optim
 
 
 def test_multistep_schedule_drops_at_epoch_milestones():

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ii2v_jax import perceptual, weights
-from ii2v_jax.weights import WeightFileError
+from ii2v_jax.pretrained import perceptual, weights
+from ii2v_jax.pretrained.weights import WeightFileError
 
 SIZE = 32
 
@@ -328,14 +328,14 @@ def _reference_vgg19_taps(sd, x_nchw):
 @pytest.fixture(scope="module")
 def vgg19_files(tmp_path_factory):
   """(torchvision state_dict, path of our converted .npz)."""
-  from ii2v_jax import convert, torch_checkpoint
+  from ii2v_jax.convert import converter, torch_checkpoint
 
   tmp = tmp_path_factory.mktemp("vgg19")
   sd = _torchvision_vgg19_state_dict()
   torch_checkpoint.save_npz(sd, tmp / "vgg19_export.npz")
   out = tmp / "vgg19.npz"
   argv = ["--torchvision_vgg19", str(tmp / "vgg19_export.npz")]
-  assert convert.main(argv + ["--out", str(out)]) == 0
+  assert converter.main(argv + ["--out", str(out)]) == 0
   return sd, out
 
 
@@ -397,13 +397,13 @@ def test_vgg19_weight_errors(tmp_path, vgg19_files):
 
 
 def test_vgg19_conversion_names_bad_tensors(tmp_path):
-  from ii2v_jax import convert, torch_checkpoint
+  from ii2v_jax.convert import converter, torch_checkpoint
 
   sd = _torchvision_vgg19_state_dict()
   sd["features.5.weight"] = sd["features.5.weight"][:, :32]
   del sd["features.34.bias"]
   with pytest.raises(torch_checkpoint.ConversionError) as info:
-    convert.convert_torchvision_vgg(sd)
+    converter.convert_torchvision_vgg(sd)
   msg = str(info.value)
   assert "'features.5.weight' has shape (128, 32, 3, 3)" in msg
   assert "missing tensor 'features.34.bias'" in msg

@@ -1,9 +1,9 @@
-"""Tests for ii2v_jax.poke: the shared poke sampler and poke maps."""
+"""Tests for ii2v_jax.data.poke: the shared poke sampler and poke maps."""
 
 import numpy as np
 import pytest
 
-from ii2v_jax import poke
+from ii2v_jax.data import poke
 
 S = 64
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import flow
-from flow import raft, raft_convert
+from flow import raft, raft_convert, raft_weights
 from tools.check_raft_parity import seeded_state_dict
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -71,14 +71,14 @@ def test_matches_torchvision_fixture(variant):
 def test_official_key_mapping(variant):
   fx = _fixture(variant)
   tv = _tv_state(fx)
-  official = raft_convert.torchvision_to_official(tv, variant)
+  official = raft_weights.torchvision_to_official(tv, variant)
   # Names and shapes recorded from princeton-vl/RAFT's own model.
   recorded = [k.removeprefix("module.") for k in fx["official_keys"]]
   shapes = json.loads(str(fx["official_shapes"]))
   assert sorted(official) == sorted(recorded)
   for key, shape in zip(recorded, shapes):
     assert list(official[key].shape) == shape, key
-  back = raft_convert.official_to_torchvision(official, variant)
+  back = raft_weights.official_to_torchvision(official, variant)
   assert back.keys() == tv.keys()
   # A released checkpoint's layout ('module.' prefix) converts the same.
   ckpt = {f"module.{k}": v for k, v in official.items()}
@@ -89,10 +89,10 @@ def test_official_key_mapping(variant):
 
 
 def test_conversion_round_trip(small_npz):
-  variant, params = raft_convert.read_npz(small_npz)
+  variant, params = raft_weights.read_npz(small_npz)
   assert variant == "small"
   tv = _tv_state(_fixture("small"))
-  back = raft_convert.params_to_torchvision(params)
+  back = raft_weights.params_to_torchvision(params)
   assert back.keys() == {k for k in tv if "num_batches" not in k}
   assert all(np.array_equal(back[k], tv[k]) for k in back)
   # Batch-norm statistics (large's context encoder) land in the tree.
@@ -127,7 +127,7 @@ def _tv_small() -> dict:
 def test_bad_state_dict_is_named(edit, message):
   sd = _tv_small()
   edit(sd)
-  with pytest.raises(raft_convert.ConversionError, match=message):
+  with pytest.raises(raft_weights.ConversionError, match=message):
     raft_convert.convert_state_dict(sd)
 
 
@@ -221,8 +221,8 @@ def test_estimate_flow_raft_pads_and_upscales(small_npz):
 
 def test_save_raft_round_trip(small_npz, small_model, tmp_path):
   raft.save_raft(small_model, tmp_path / "saved.npz")
-  variant, saved = raft_convert.read_npz(tmp_path / "saved.npz")
-  _, original = raft_convert.read_npz(small_npz)
+  variant, saved = raft_weights.read_npz(tmp_path / "saved.npz")
+  _, original = raft_weights.read_npz(small_npz)
   assert variant == "small" and saved.keys() == original.keys()
   for key, value in original.items():
     np.testing.assert_array_equal(saved[key], value, err_msg=key)

@@ -6,8 +6,10 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
-from ii2v_jax import sample, video_io
+from ii2v_jax import sample
+from ii2v_jax.io import video_io
 
 
 def run_main(capsys, *argv):
@@ -43,6 +45,13 @@ def test_writes_mp4_and_gif_for_any_image_size(tiny_workdir, tmp_path, capsys):
   # The arrow is drawn on the first frame only.
   assert np.abs(gif[0].astype(int) - image).max() > 100
   assert np.abs(gif[0, 10, 150].astype(int) - [255, 60, 60]).max() < 40
+  # The strip: first (with its arrow), middle and last frame, 4 px apart.
+  strip = cv2.cvtColor(
+    cv2.imread(str(tmp_path / "o_strip.png")), cv2.COLOR_BGR2RGB
+  )
+  assert strip.shape == (90, 3 * 160 + 2 * 4, 3)
+  assert np.abs(strip[10, 150].astype(int) - [255, 60, 60]).max() < 40
+  assert (strip[:, 160:164] == 255).all() and (strip[:, 324:328] == 255).all()
 
 
 def test_default_image_is_a_test_frame(tiny_workdir, capsys):
@@ -103,3 +112,12 @@ def test_workdir_without_checkpoint_says_how_to_train(tmp_path):
   assert proc.returncode != 0
   assert "Traceback" not in proc.stderr
   assert "no checkpoint" in proc.stderr and "make demo" in proc.stderr
+
+
+def test_strip_is_first_middle_and_last_frame(tmp_path):
+  video = np.random.default_rng(0).integers(0, 255, (7, 6, 5, 3), np.uint8)
+  video_io.write_strip(tmp_path / "s.png", video, gap=2)
+  strip = np.asarray(Image.open(tmp_path / "s.png"))
+  white = np.full((6, 2, 3), 255, np.uint8)
+  expected = np.concatenate([video[0], white, video[3], white, video[6]], 1)
+  np.testing.assert_array_equal(strip, expected)

@@ -10,7 +10,7 @@ import real_clips
 from numpy.lib.stride_tricks import sliding_window_view
 from skimage import metrics as skimage_metrics
 
-from ii2v_jax import ssim
+from ii2v_jax.evaluate import ssim
 
 FRAMES = (0, 17, 40, 77, 119)
 

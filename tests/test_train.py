@@ -6,12 +6,14 @@ import jax
 import numpy as np
 import pytest
 
-from ii2v_jax import checkpoint, describe, state, train
+from ii2v_jax.io import checkpoint
+from ii2v_jax.models import build
+from ii2v_jax.training import describe, train
 
 
 def params_of(workdir):
   cfg = checkpoint.read_config(workdir)
-  _, abstract = state.abstract_generator(cfg)
+  _, abstract = build.abstract_generator(cfg)
   return checkpoint.restore_params(workdir, abstract)
 
 

@@ -205,7 +205,7 @@ def test_output_does_not_depend_on_worker_count(tree_build, tmp_path):
 def real_workdir(real_build, tmp_path_factory):
   """Two training steps of the tiny config on the real-clip build."""
   from configs import tiny
-  from ii2v_jax import train
+  from ii2v_jax.training import train
 
   builder, data_dir = real_build
   c = tiny.get_config()
@@ -225,7 +225,8 @@ def real_workdir(real_build, tmp_path_factory):
 def test_tiny_model_trains_and_pokes_a_real_frame(
   real_workdir, real_build, tmp_path
 ):
-  from ii2v_jax import sample, video_io
+  from ii2v_jax import sample
+  from ii2v_jax.io import video_io
 
   builder, _ = real_build
   frame = records(builder, "test")[0]["video"][0]

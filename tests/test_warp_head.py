@@ -8,9 +8,10 @@ import pytest
 from flax import nnx
 
 from configs import default
-from ii2v_jax import data, flow_targets, train, train_step
-from ii2v_jax.generator import Generator, count_params, poke_vector
-from ii2v_jax.warp import backward_warp
+from ii2v_jax.data import flow_targets, pipeline
+from ii2v_jax.models.generator import Generator, count_params, poke_vector
+from ii2v_jax.models.warp import backward_warp
+from ii2v_jax.training import train, train_step
 
 NARROW = dict(channels=32, poke_channels=8, min_channels=8)
 
@@ -88,14 +89,14 @@ def test_clip_transform_adds_flow_targets_only_for_training():
   rng = np.random.default_rng(0)
   video = rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
   example = {"video": video, "flow": np.ones((32, 32, 2), np.float32)}
-  out = data.ClipTransform(flow_targets=True)(example, rng)
+  out = pipeline.ClipTransform(flow_targets=True)(example, rng)
   np.testing.assert_array_equal(
     out["flow_targets"], flow_targets.backward_flows(video)
   )
   c = default.get_config().data
   c.flow_targets = True
-  assert data.transform_from_config(c, train=True).flow_targets
-  assert not data.transform_from_config(c, train=False).flow_targets
+  assert pipeline.transform_from_config(c, train=True).flow_targets
+  assert not pipeline.transform_from_config(c, train=False).flow_targets
 
 
 @pytest.fixture(scope="module")

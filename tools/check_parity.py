@@ -19,7 +19,7 @@ torchvision-layout VGG19 `features` stack with random weights and runs the
 original perceptual loss through it (torchvision is replaced by that stack;
 `utils.general`'s unused third-party imports are stubbed). Step 2 converts
 with `ii2v_jax.convert` (the CLI's code path) into a workdir, loads it with
-`inference.load_model` and restores the full train state as training does,
+`checkpoint.load_model` and restores the full train state as training does,
 and compares. It exits 1 when a max abs difference exceeds --tol (relative
 to the largest magnitude where that exceeds 1).
 
@@ -151,7 +151,7 @@ def torch_step(args) -> None:
   sys.path.append(str(ROOT))
   from models.latent_flow_net import SkipSequenceModel
 
-  from ii2v_jax import torch_checkpoint
+  from ii2v_jax.convert import torch_checkpoint
 
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -207,7 +207,7 @@ def _torch_disc_step(torch, args, out: pathlib.Path, video) -> None:
   temp_cfg = dict(bce_loss=False, patch_temp_disc=False)
   temp = resnet(config=temp_cfg, spatial_size=res, sequence_length=frames)
   temp.eval()
-  from ii2v_jax import torch_checkpoint
+  from ii2v_jax.convert import torch_checkpoint
 
   for name, module in (("disc_patch", patch), ("disc_temp", temp)):
     path = out / f"{name}_checkpoint_{ITERATION}.pt"
@@ -244,7 +244,7 @@ def _torch_vgg_step(torch, args, out: pathlib.Path) -> None:
   sd = {f"features.{k}": v for k, v in features.state_dict().items()}
   torch.save(sd, out / "vgg19_random.pth")
   sys.path.append(str(ROOT))
-  from ii2v_jax import torch_checkpoint
+  from ii2v_jax.convert import torch_checkpoint
 
   torch_checkpoint.save_npz(
     torch_checkpoint.load_state_dict(out / "vgg19_random.pth"),
@@ -287,7 +287,10 @@ def jax_step(args) -> int:
   import jax.numpy as jnp
   from flax import nnx
 
-  from ii2v_jax import convert, inference, perceptual
+  from ii2v_jax.convert import converter
+  from ii2v_jax.io import checkpoint
+  from ii2v_jax.models import inference
+  from ii2v_jax.pretrained import perceptual
 
   out, results = pathlib.Path(args.out), {}
   for res in args.resolutions:
@@ -308,9 +311,9 @@ def jax_step(args) -> int:
         path = src / f"disc_{name}_state_dict.npz"
         if path.exists():
           argv += [f"--disc_{flag}_checkpoint", str(path)]
-    if convert.main(argv):
+    if converter.main(argv):
       return 1
-    cfg, graphdef, params, step = inference.load_model(str(workdir))
+    cfg, graphdef, params, step = checkpoint.load_model(str(workdir))
     assert step == ITERATION, step
     io = np.load(src / "io.npz")
     x0 = jnp.asarray(io["x0"].transpose(0, 2, 3, 1))
@@ -333,7 +336,7 @@ def jax_step(args) -> int:
     if (src / "disc_io.npz").exists():
       results[f"discriminators{res}"] = _jax_discs(workdir, cfg, src, io)
   if (out / "vgg19_io.npz").exists():
-    vgg = _jax_vgg(out, convert, perceptual, jnp)
+    vgg = _jax_vgg(out, converter, perceptual, jnp)
     if vgg is not None:
       results["vgg19"] = vgg
   (out / "parity.json").write_text(json.dumps(results, indent=2))
@@ -359,7 +362,8 @@ def _jax_discs(workdir, cfg, src, io) -> dict:
   import jax.numpy as jnp
   from flax import nnx
 
-  from ii2v_jax import checkpoint, optim, state
+  from ii2v_jax.io import checkpoint
+  from ii2v_jax.training import optim, state
 
   optimizers, _ = optim.make_optimizers(cfg.optim, 1, cfg.gan)
   graphdef, disc_graphdefs, abstract = state.abstract_state(cfg, optimizers)
@@ -392,7 +396,7 @@ def _jax_discs(workdir, cfg, src, io) -> dict:
   return out
 
 
-def _jax_vgg(out, convert, perceptual, jnp):
+def _jax_vgg(out, converter, perceptual, jnp):
   npz = out / "vgg19.npz"
   src = out / "vgg19_random.pth"
   try:
@@ -402,7 +406,7 @@ def _jax_vgg(out, convert, perceptual, jnp):
     if not src.exists():
       print("skipping VGG19: no torch here and no vgg19_state_dict.npz")
       return None
-  if convert.main(["--torchvision_vgg19", str(src), "--out", str(npz)]):
+  if converter.main(["--torchvision_vgg19", str(src), "--out", str(npz)]):
     return None
   params = perceptual.load_perceptual_params("vgg19", str(npz))
   io = np.load(out / "vgg19_io.npz")

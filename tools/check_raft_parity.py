@@ -15,7 +15,7 @@ smooth random frames that move by a few pixels (`moving_frames`), and
 saves the state dicts (.pth and a torch-named .npz), the frames and the
 flow of every iteration. With --official_repo (a checkout of
 princeton-vl/RAFT) it also loads the same weights, renamed by
-`flow.raft_convert.torchvision_to_official`, into the original model
+`flow.raft_weights.torchvision_to_official`, into the original model
 (strict), runs it, and saves its state dict (`module.`-prefixed, as the
 released checkpoints). Step 2 converts each file with `flow.raft_convert`
 (the CLI's code path), runs `flow.raft`, prints max / mean abs flow
@@ -129,10 +129,10 @@ def moving_frames(n: int, h: int, w: int, seed: int):
   return to_u8(frames_a), to_u8(frames_b)
 
 
-def load_raft_convert():
-  """flow/raft_convert.py by path: `flow/__init__` needs cv2 and jax."""
+def load_raft_weights():
+  """flow/raft_weights.py by path: `flow/__init__` needs cv2 and jax."""
   spec = importlib.util.spec_from_file_location(
-    "raft_convert", ROOT / "flow" / "raft_convert.py"
+    "raft_weights", ROOT / "flow" / "raft_weights.py"
   )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -195,7 +195,7 @@ def run_official(repo: pathlib.Path, variant: str, tv_sd, frames, iters):
     dropout=0.0,
   )
   model = RAFT(args).eval()
-  off = load_raft_convert().torchvision_to_official(tv_sd, variant)
+  off = load_raft_weights().torchvision_to_official(tv_sd, variant)
   model.load_state_dict({k: torch.from_numpy(v) for k, v in off.items()})
   # The original takes 0..255 floats and normalises inside.
   x1, x2 = (_nchw(f).float() for f in frames)
@@ -228,7 +228,7 @@ def _save_state(out: pathlib.Path, name: str, sd: dict) -> None:
 def cmd_torch(args) -> None:
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  rc = load_raft_convert()
+  rc = load_raft_weights()
   frames = moving_frames(args.batch, args.height, args.width, args.seed)
   for variant in VARIANTS:
     sd, flows = run_torchvision(variant, frames, args.iters, args.seed)

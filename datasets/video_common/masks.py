@@ -4,7 +4,7 @@ The reference runs OpenCV GrabCut on the start frame at S with a fixed
 rectangle: x in [S/5, S/5 + 3S/5), y in [ps, S - ps) (ps: poke size),
 5 iterations, foreground = labels {GC_FGD, GC_PR_FGD}. It does so on the
 augmented frame at load time; we store the mask of the plain frame and the
-loader warps it with the frame (`ii2v_jax.augment`), which costs no GrabCut
+loader warps it with the frame (`ii2v_jax.data.augment`), which costs no GrabCut
 per training step.
 """
 

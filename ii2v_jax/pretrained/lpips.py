@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ii2v_jax import perceptual, weights
+from ii2v_jax.pretrained import perceptual, weights
 
 # LPIPS's ScalingLayer constants, for RGB in [-1, 1].
 _SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)

@@ -1,12 +1,8 @@
-"""Jitted rollouts shared by training previews, evaluation and sampling."""
-
-import functools
+"""Jitted rollouts and pixel ranges shared by training, evaluation, sampling."""
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
-
-from ii2v_jax import checkpoint, state
 
 
 def make_rollout_fn(graphdef, num_frames: int, *, unroll: bool = False):
@@ -26,10 +22,6 @@ def to_uint8(x: jax.Array) -> jax.Array:
   return ((jnp.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(jnp.uint8)
 
 
-@functools.lru_cache(maxsize=4)
-def load_model(workdir: str):
-  """(config, graphdef, params, step) of the newest checkpoint in workdir."""
-  config = checkpoint.read_config(workdir)
-  graphdef, abstract = state.abstract_generator(config)
-  params, step = checkpoint.restore_params(workdir, abstract)
-  return config, graphdef, params, step
+def to_unit_range(video_uint8: jax.Array) -> jax.Array:
+  """uint8 [0, 255] -> float32 [-1, 1]."""
+  return video_uint8.astype(jnp.float32) / 127.5 - 1.0

@@ -14,17 +14,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ii2v_jax import (
-  data,
-  fvd,
-  i3d,
-  inference,
-  lpips,
-  sharding,
-  ssim,
-  tracking,
-)
-from ii2v_jax.train_step import to_unit_range
+from ii2v_jax.data import pipeline
+from ii2v_jax.evaluate import fvd, ssim, tracking
+from ii2v_jax.models import inference
+from ii2v_jax.models.inference import to_unit_range
+from ii2v_jax.parallel import sharding
+from ii2v_jax.pretrained import i3d, lpips
 
 ALL_METRICS = ("lpips", "ssim", "psnr", "fvd", "poke", "joints")
 IMAGE_METRICS = ("lpips", "ssim", "psnr")
@@ -287,10 +282,10 @@ def make_periodic_eval(config, graphdef, mesh):
   ev = config.eval
   if not ev.every:
     return None
-  n, load = data.eval_examples(
+  n, load = pipeline.eval_examples(
     config.data, num_clips=ev.train_clips, seed=ev.seed
   )
-  batch = data.stack([load(i) for i in range(n)])
+  batch = pipeline.stack([load(i) for i in range(n)])
   batch = pad_batch(batch, padded_batch_size(n, mesh))
   fns = BatchMetrics(mesh, IMAGE_METRICS, len(batch["video"]))
   video = jax.device_put(batch["video"], fns.batch_sharding)

@@ -1,15 +1,14 @@
-"""Building the generator from a config and the train state around it.
+"""Building the networks from a config: generator and discriminators.
 
-The train state is a plain pytree {step, params, opt}: params are the
-generator's pure-dict state (`nnx.split` once, merged inside the step), so
-the checkpoint is exactly the state that is jitted.
+Params leave here as pure nested dicts (`nnx.split` once, merged inside
+jitted functions), so the checkpoint is exactly the state that is jitted.
 """
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ii2v_jax import discriminators, generator, optim, spectral_norm
+from ii2v_jax.models import discriminators, generator, spectral_norm
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -100,30 +99,6 @@ def abstract_discriminators(config):
     return None, {}
   discs = nnx.eval_shape(lambda: build_discriminators(config))
   return split_discriminators(discs)
-
-
-def init_state(params: dict, optimizers: dict, disc_state=None) -> dict:
-  """Fresh train state around initial generator (and D) params."""
-  disc_state = disc_state or {}
-  owned = optim.opt_params(params, disc_state.get("disc"))
-  opt = {k: tx.init(owned[k]) for k, tx in optimizers.items()}
-  return {
-    "step": jnp.zeros((), jnp.int32),
-    "params": params,
-    "opt": opt,
-    "nonfinite": {k: jnp.zeros((), jnp.int32) for k in optimizers},
-    **disc_state,
-  }
-
-
-def abstract_state(config, optimizers: dict):
-  """(graphdef, disc graphdefs or None, train state as ShapeDtypeStructs)."""
-  graphdef, params = abstract_generator(config)
-  disc_graphdefs, disc_state = abstract_discriminators(config)
-  abstract = jax.eval_shape(
-    lambda p, d: init_state(p, optimizers, d), params, disc_state
-  )
-  return graphdef, disc_graphdefs, abstract
 
 
 def count_params(params: dict) -> int:

@@ -6,7 +6,10 @@ The last line printed is `total_params: N` (the generator's parameters).
 import jax
 import numpy as np
 
-from ii2v_jax import optim, perceptual, sharding, state, train
+from ii2v_jax.models import build
+from ii2v_jax.parallel import sharding
+from ii2v_jax.pretrained import perceptual
+from ii2v_jax.training import optim, state, train
 
 
 def step_cost(config, graphdef, discs, abstract_state, optimizers, schedules):
@@ -56,8 +59,8 @@ def describe(config, *, compile_step: bool = True) -> int:
     (f"discriminator.{k}", d) for k, d in abstract.get("disc", {}).items()
   ]
   for label, sub in rows:
-    print(f"  {label:<24} {state.count_params(sub):>12,}")
-  total = state.count_params(abstract["params"])
+    print(f"  {label:<24} {build.count_params(sub):>12,}")
+  total = build.count_params(abstract["params"])
   if compile_step:
     flops, mem = step_cost(
       config, graphdef, discs, abstract, optimizers, schedules

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ii2v_jax.layers import conv3x3, make_conv, make_conv_up
+from ii2v_jax.models.layers import conv3x3, make_conv, make_conv_up
 
 # Cell kernels prepared once per rollout: fused, sliced, cast to compute dtype.
 CellKernels = dict[str, jax.Array]

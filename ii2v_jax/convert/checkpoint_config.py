@@ -10,8 +10,8 @@ import dataclasses
 
 import numpy as np
 
-from ii2v_jax import generator
-from ii2v_jax.torch_checkpoint import ConversionError
+from ii2v_jax.convert.torch_checkpoint import ConversionError
+from ii2v_jax.models import generator
 
 DEFAULT_CONFIG = "configs/iper.py"
 # The original decoder: tanh pixels. A converted checkpoint keeps the

@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ii2v_jax import gan, spectral_norm, updates
+from ii2v_jax.models import spectral_norm
+from ii2v_jax.training import gan, updates
 
 DISC_OPTIMIZERS = ("disc_patch", "disc_temporal")
 

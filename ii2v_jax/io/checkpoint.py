@@ -4,11 +4,14 @@ Saves are atomic (orbax writes a temporary folder and renames it), so an
 interrupted save never leaves a half checkpoint that a restart would load.
 """
 
+import functools
 import json
 import pathlib
 
 import jax
 import orbax.checkpoint as ocp
+
+from ii2v_jax.models import build
 
 
 class CheckpointError(RuntimeError):
@@ -58,13 +61,17 @@ def restore_params(workdir, abstract_params: dict, *, step: int | None = None):
   if step is None:
     raise CheckpointError(f"no checkpoints in {workdir}")
   abstract = {"params": abstract_params}
+  # Sampling and evaluation place params themselves: restore onto one
+  # device instead of the training run's saved layout.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  restore_args = jax.tree.map(
+    lambda _: ocp.ArrayRestoreArgs(sharding=device), abstract
+  )
   restored = mngr.restore(
     step,
     args=ocp.args.Composite(
       state=ocp.args.PyTreeRestore(
-        item=abstract,
-        restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(), abstract),
-        partial_restore=True,
+        item=abstract, restore_args=restore_args, partial_restore=True
       )
     ),
   )
@@ -123,3 +130,12 @@ def read_config(workdir):
   if not path.exists():
     raise CheckpointError(f"{workdir} holds no config.json")
   return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(workdir: str):
+  """(config, graphdef, params, step) of the newest checkpoint in workdir."""
+  config = read_config(workdir)
+  graphdef, abstract = build.abstract_generator(config)
+  params, step = restore_params(workdir, abstract)
+  return config, graphdef, params, step

@@ -13,19 +13,14 @@ import jax
 import numpy as np
 import tqdm
 
-from ii2v_jax import (
-  checkpoint,
-  data,
-  eval_metrics,
-  gan_step,
-  inference,
-  optim,
-  perceptual,
-  sharding,
-  train_step,
-  writer,
-)
-from ii2v_jax import state as state_lib
+from ii2v_jax.data import pipeline
+from ii2v_jax.evaluate import batch_metrics
+from ii2v_jax.io import checkpoint
+from ii2v_jax.models import build, inference
+from ii2v_jax.parallel import sharding
+from ii2v_jax.pretrained import perceptual
+from ii2v_jax.training import gan_step, optim, train_step, writer
+from ii2v_jax.training import state as state_lib
 
 
 def compile_step(
@@ -90,8 +85,8 @@ def initial_state(config, mesh, optimizers, abstract, mngr):
   restored = checkpoint.restore_latest(mngr, target)
   if restored is not None:
     return restored
-  params = state_lib.initial_params(config)
-  disc_state = state_lib.initial_disc_state(config)
+  params = build.initial_params(config)
+  disc_state = build.initial_disc_state(config)
   init = jax.jit(
     lambda p, d: state_lib.init_state(p, optimizers, d), out_shardings=rep
   )
@@ -116,12 +111,14 @@ def _raise_on_sigterm():
 
 def preview_batch(config):
   """A fixed batch of test clips with seeded pokes for sample videos."""
-  n, load = data.eval_examples(config.data, num_clips=4, seed=config.eval.seed)
-  return data.stack([load(i) for i in range(n)])
+  n, load = pipeline.eval_examples(
+    config.data, num_clips=4, seed=config.eval.seed
+  )
+  return pipeline.stack([load(i) for i in range(n)])
 
 
 def log_preview(log, step, rollout, params, batch):
-  x = train_step.to_unit_range(batch["video"])
+  x = inference.to_unit_range(batch["video"])
   video = np.asarray(
     inference.to_uint8(rollout(params, x[:, 0], batch["poke"]))
   )
@@ -136,7 +133,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   changed = checkpoint.config_changes(workdir, config)
   mesh = sharding.make_mesh(config.mesh.data)
   local_batch = sharding.check_batch_size(config.train.batch_size, mesh)
-  it, n_train = data.train_iterator(
+  it, n_train = pipeline.train_iterator(
     config.data, local_batch=local_batch, seed=config.seed
   )
   steps_per_epoch = max(1, n_train // config.train.batch_size)
@@ -160,13 +157,13 @@ def train_and_evaluate(config, workdir: str) -> dict:
   if changed:
     log.summary(f"resuming with changed config keys: {', '.join(changed)}")
   log.summary(
-    f"params: {state_lib.count_params(state['params']):,}  "
+    f"params: {build.count_params(state['params']):,}  "
     f"train clips: {n_train:,}  steps/epoch: {steps_per_epoch}  "
     f"devices: {mesh.shape['data']}  resume from step {start}"
   )
   rollout = inference.make_rollout_fn(graphdef, config.data.num_frames)
   preview = preview_batch(config) if config.train.sample_every else None
-  quick_eval = eval_metrics.make_periodic_eval(config, graphdef, mesh)
+  quick_eval = batch_metrics.make_periodic_eval(config, graphdef, mesh)
   _raise_on_sigterm()
   t = config.train
   metrics, step, saved = {}, start, start

@@ -27,21 +27,24 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ii2v_jax import checkpoint, generator, optim, perceptual, state
-from ii2v_jax import torch_checkpoint as tc
-from ii2v_jax.checkpoint_config import (
+from ii2v_jax.convert import torch_checkpoint as tc
+from ii2v_jax.convert.checkpoint_config import (
   DEFAULT_CONFIG,
   config_for_checkpoint,
   generator_dims,
   state_dict_shape,
 )
-from ii2v_jax.torch_checkpoint import (
+from ii2v_jax.convert.torch_checkpoint import (
   BIAS,
   CONV2D,
   ConversionError,
   convert_tree,
   spectral_rule,
 )
+from ii2v_jax.io import checkpoint
+from ii2v_jax.models import build, generator
+from ii2v_jax.pretrained import perceptual
+from ii2v_jax.training import optim, state
 
 # --- the generator ---------------------------------------------------------
 
@@ -52,8 +55,8 @@ def convert_generator(state_dict: dict, abstract_params: dict) -> dict:
   Args:
     state_dict: {torch name: array} of `SkipSequenceModel` (64 tensors at
       S=64, 82 at S=128), `module.` already stripped.
-    abstract_params: from `state.abstract_generator(config)` (or
-      `state.split_generator`); leaves need `.shape` and `.dtype`.
+    abstract_params: from `build.abstract_generator(config)` (or
+      `build.split_generator`); leaves need `.shape` and `.dtype`.
 
   Raises:
     ConversionError: on a resolution mismatch, or naming each missing,
@@ -76,7 +79,7 @@ def convert_generator(state_dict: dict, abstract_params: dict) -> dict:
 def convert_patch_discriminator(state_dict: dict, abstract_params: dict):
   """Patch-D params from `disc_patch_checkpoint_<it>.pt` (10 tensors).
 
-  `abstract_params`: `state.abstract_discriminators(config)[1]["disc"]
+  `abstract_params`: `build.abstract_discriminators(config)[1]["disc"]
   ["patch"]`. Raises ConversionError naming each bad tensor.
   """
   return jax.tree.map(jnp.asarray, convert_tree(state_dict, abstract_params))
@@ -87,7 +90,7 @@ def convert_temporal_discriminator(
 ) -> tuple[dict, dict]:
   """(params, spectral state) of the temporal D (132 tensors).
 
-  Abstract trees from `state.abstract_discriminators(config)[1]`: `["disc"]
+  Abstract trees from `build.abstract_discriminators(config)[1]`: `["disc"]
   ["temporal"]` and `["disc_stats"]["temporal"]`. `weight_orig` becomes
   the kernel, `weight_u`/`weight_v` the stored power-iteration vectors, so
   eval-mode outputs (update_stats=False) equal torch's eval mode.
@@ -104,7 +107,7 @@ def discriminator_state(config, patch_sd=None, temporal_sd=None) -> dict:
   Converted where a state_dict is given; otherwise freshly initialised, as
   training would (slow on CPU: orthogonal inits of every SN conv).
   """
-  _, abstract = state.abstract_discriminators(config)
+  _, abstract = build.abstract_discriminators(config)
   if not abstract:
     return {}
   disc, stats = {}, {}
@@ -122,7 +125,7 @@ def discriminator_state(config, patch_sd=None, temporal_sd=None) -> dict:
       abstract["disc_stats"]["temporal"],
     )
   if len(disc) < len(abstract["disc"]):
-    fresh = state.initial_disc_state(config)
+    fresh = build.initial_disc_state(config)
     for name in abstract["disc"]:
       disc.setdefault(name, fresh["disc"][name])
       stats.setdefault(name, fresh["disc_stats"][name])
@@ -252,7 +255,7 @@ def convert_to_workdir(
     config, disc_patch, disc_temporal
   )
   changed.update(disc_changed)
-  _, abstract = state.abstract_generator(config)
+  _, abstract = build.abstract_generator(config)
   params = convert_generator(state_dict, abstract)
   discs = discriminator_state(config, disc_patch, disc_temporal)
   train_state = build_train_state(config, params, step, discs)
@@ -266,7 +269,7 @@ def convert_to_workdir(
     "source": source,
     "step": step,
     "tensors": len(state_dict),
-    "params": state.count_params(params),
+    "params": build.count_params(params),
     "resolution": config.data.resolution,
     "discriminators": {
       "patch": "converted" if disc_patch is not None else "fresh",
@@ -309,6 +312,7 @@ def convert_torchvision_vgg(state_dict: dict, net: str = "vgg19") -> dict:
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
+    prog="python -m ii2v_jax.convert",
     description=__doc__.splitlines()[0],
     formatter_class=argparse.RawDescriptionHelpFormatter,
   )
@@ -397,7 +401,3 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

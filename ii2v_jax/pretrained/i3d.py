@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ii2v_jax import weights
+from ii2v_jax.pretrained import weights
 
 RESOLUTION = 224
 MIN_FRAMES = 9
@@ -148,7 +148,7 @@ def default_params() -> dict:
 def kinetics_labels() -> tuple[str, ...]:
   """The 400 Kinetics class names in logit order (DeepMind `label_map.txt`)."""
   text = (
-    importlib.resources.files("ii2v_jax")
+    importlib.resources.files("ii2v_jax.pretrained")
     .joinpath("kinetics400_labels.txt")
     .read_text(encoding="utf-8")
   )

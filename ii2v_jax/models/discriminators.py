@@ -15,13 +15,13 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
-from ii2v_jax.layers import (
+from ii2v_jax.models.layers import (
   PAD_1,
   instance_norm,
   torch_bias_init,
   torch_kernel_init,
 )
-from ii2v_jax.spectral_norm import SNConv3d, SpectralState
+from ii2v_jax.models.spectral_norm import SNConv3d, SpectralState
 
 __all__ = [
   "PatchDiscriminator",

@@ -1,6 +1,8 @@
 """Writing clips as MP4 (imageio-ffmpeg's bundled ffmpeg) and GIF (Pillow)."""
 
+import contextlib
 import pathlib
+import warnings
 
 import cv2
 import imageio.v2 as imageio
@@ -36,8 +38,27 @@ def draw_arrow(frame_hw3: np.ndarray, x, y, dx, dy) -> np.ndarray:
   return out
 
 
+@contextlib.contextmanager
+def _ffmpeg_child():
+  """Silences jax's os.fork() warning while imageio-ffmpeg starts ffmpeg.
+
+  imageio-ffmpeg forks to call os.setpgrp and then execs ffmpeg at once,
+  so no jax thread state is used in the child: the warning is harmless.
+  """
+  with warnings.catch_warnings():
+    warnings.filterwarnings(
+      "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+    )
+    yield
+
+
 def write_mp4(path: pathlib.Path, video_thwc: np.ndarray, fps: int = 8) -> None:
   path.parent.mkdir(parents=True, exist_ok=True)
+  with _ffmpeg_child():
+    _write_h264(path, video_thwc, fps)
+
+
+def _write_h264(path: pathlib.Path, video_thwc: np.ndarray, fps: int) -> None:
   imageio.mimwrite(
     str(path),
     list(video_thwc),
@@ -60,6 +81,19 @@ def write_gif(path: pathlib.Path, video_thwc: np.ndarray, fps: int = 8) -> None:
   )
 
 
+def write_strip(
+  path: pathlib.Path, video_thwc: np.ndarray, gap: int = 4
+) -> None:
+  """First, middle and last frame side by side (white gaps) as a PNG."""
+  t = len(video_thwc)
+  picks = [video_thwc[0], video_thwc[t // 2], video_thwc[-1]]
+  white = np.full((picks[0].shape[0], gap, 3), 255, np.uint8)
+  row = np.concatenate([picks[0], white, picks[1], white, picks[2]], axis=1)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(row).save(path)
+
+
 def read_video(path) -> np.ndarray:
   """All frames of a video file as uint8 (T,H,W,3) RGB."""
-  return np.stack(list(imageio.mimread(str(path), memtest=False)))
+  with _ffmpeg_child():
+    return np.stack(list(imageio.mimread(str(path), memtest=False)))

@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from ii2v_jax.convgru import ConvGRU
-from ii2v_jax.layers import Conv2dBlock, ResBlock, make_conv
-from ii2v_jax.warp import backward_warp
+from ii2v_jax.models.convgru import ConvGRU
+from ii2v_jax.models.layers import Conv2dBlock, ResBlock, make_conv
+from ii2v_jax.models.warp import backward_warp
 
 BOTTLENECK_SIZE = 16
 OUTPUT_HEADS = ("pixels", "warp")

@@ -17,7 +17,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from ii2v_jax import gan_step, optim, perceptual, updates
+from ii2v_jax.models import inference
+from ii2v_jax.pretrained import perceptual
+from ii2v_jax.training import gan_step, optim, updates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +55,6 @@ def settings_from_config(config) -> StepSettings:
     target_weight=config.loss.target_weight,
     flow_weight=flow_weight,
   )
-
-
-def to_unit_range(video_uint8: jax.Array) -> jax.Array:
-  """uint8 [0, 255] -> float32 [-1, 1]."""
-  return video_uint8.astype(jnp.float32) / 127.5 - 1.0
 
 
 def _vgg(vgg_params, s: StepSettings, target, pred):
@@ -147,7 +144,7 @@ def train_step(
   `gan` (a `gan_step.GanSettings`) is set when the state holds
   discriminators; `gan_active` (static) selects the adversarial phase.
   """
-  video = to_unit_range(batch["video"])
+  video = inference.to_unit_range(batch["video"])
   x0, xs, poke = video[:, 0], video[:, 1:], batch["poke"]
   params, opt = state["params"], dict(state["opt"])
   skipped = dict(state["nonfinite"])

@@ -5,7 +5,7 @@ module imports nothing but numpy. A state_dict can also come as an `.npz`
 of numpy arrays (read without pickle), so a machine without torch can
 convert a file exported elsewhere with
 
-  python -m ii2v_jax.torch_checkpoint IN.pt OUT.npz
+  python -m ii2v_jax.convert.torch_checkpoint IN.pt OUT.npz
 
 which needs torch and numpy only (no jax).
 
@@ -55,7 +55,7 @@ def import_torch():
       "reading PyTorch checkpoints needs PyTorch, which is optional: "
       f"`pip install {TORCH_PIN}` (a CPU build is enough), or export the "
       "state_dict to .npz elsewhere with "
-      "`python -m ii2v_jax.torch_checkpoint IN.pt OUT.npz`"
+      "`python -m ii2v_jax.convert.torch_checkpoint IN.pt OUT.npz`"
     ) from None
   return torch
 

@@ -26,30 +26,26 @@ import numpy as np
 import tqdm
 
 from configs import default
-from ii2v_jax import (
-  checkpoint,
-  data,
-  eval_metrics,
-  eval_report,
-  i3d,
-  inference,
-  lpips,
-  sharding,
-)
+from ii2v_jax.data import pipeline
+from ii2v_jax.evaluate import batch_metrics, report
+from ii2v_jax.io import checkpoint
+from ii2v_jax.models import inference
+from ii2v_jax.parallel import sharding
+from ii2v_jax.pretrained import i3d, lpips
 
 
 @dataclasses.dataclass
 class _Run:
   """What one evaluation carries from batch to batch."""
 
-  fns: eval_metrics.BatchMetrics
+  fns: batch_metrics.BatchMetrics
   rollout: object
   params: object
   nets: dict
   per_clip: dict = dataclasses.field(default_factory=dict)
   per_batch: dict = dataclasses.field(default_factory=dict)
   weights: list = dataclasses.field(default_factory=list)
-  fvd: eval_metrics.FvdSets | None = None
+  fvd: batch_metrics.FvdSets | None = None
   timings: dict = dataclasses.field(default_factory=dict)
 
   @contextlib.contextmanager
@@ -83,7 +79,7 @@ def _load_nets(which, replicated) -> dict:
 
 def _image_metrics(run: _Run, video, pred, count: int) -> None:
   which, fns = run.fns.which, run.fns
-  if any(m in which for m in eval_metrics.IMAGE_METRICS):
+  if any(m in which for m in batch_metrics.IMAGE_METRICS):
     out = jax.device_get(fns.frame_fn(run.nets["lpips"], video, pred))
     run.add(run.per_clip, out, count)
   if "ssim" in which or "psnr" in which:
@@ -94,7 +90,7 @@ def _image_metrics(run: _Run, video, pred, count: int) -> None:
 def _eval_batch(run: _Run, batch: dict) -> None:
   """Every metric of one batch of `count` clips into `run`."""
   count, fns, which = len(batch["video"]), run.fns, run.fns.which
-  padded = eval_metrics.pad_batch(batch, fns.padded)
+  padded = batch_metrics.pad_batch(batch, fns.padded)
   video = jax.device_put(padded["video"], fns.batch_sharding)
   pokes = jax.device_put(padded["poke"], fns.batch_sharding)
   with run.timed("rollout_s"):
@@ -107,7 +103,7 @@ def _eval_batch(run: _Run, batch: dict) -> None:
   if "poke" in which or "joints" in which:
     with run.timed("flow_s"):
       run.add(
-        run.per_clip, eval_metrics.flow_errors(batch, pred_u8, which=which)
+        run.per_clip, batch_metrics.flow_errors(batch, pred_u8, which=which)
       )
   if run.fvd is not None:
     with run.timed("i3d_s"):
@@ -117,8 +113,8 @@ def _eval_batch(run: _Run, batch: dict) -> None:
 def _start(config, rollout, params, which, n_fvd: int) -> _Run:
   """Compiles nothing yet: shardings, jitted programs, networks, FVD sets."""
   mesh = sharding.make_mesh(config.mesh.data)
-  fns = eval_metrics.BatchMetrics(
-    mesh, which, eval_metrics.padded_batch_size(config.eval.batch_size, mesh)
+  fns = batch_metrics.BatchMetrics(
+    mesh, which, batch_metrics.padded_batch_size(config.eval.batch_size, mesh)
   )
   params = jax.device_put(params, fns.replicated)
   nets = _load_nets(which, fns.replicated)
@@ -126,7 +122,7 @@ def _start(config, rollout, params, which, n_fvd: int) -> _Run:
   if "fvd" in which:
     if n_fvd < 2:
       raise ValueError(f"FVD needs >= 2 clips, got {n_fvd}")
-    run.fvd = eval_metrics.FvdSets(fns, nets["i3d"], n_fvd)
+    run.fvd = batch_metrics.FvdSets(fns, nets["i3d"], n_fvd)
   return run
 
 
@@ -143,7 +139,7 @@ def _finish(run: _Run, meta: dict, start_time: float) -> dict:
   meta["devices"] = run.fns.mesh.shape["data"]
   meta["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
   per_clip = {k: np.concatenate(v) for k, v in run.per_clip.items()}
-  return eval_report.summarize(per_clip, run.per_batch, run.weights, meta)
+  return report.summarize(per_clip, run.per_batch, run.weights, meta)
 
 
 def run_protocol(
@@ -162,14 +158,16 @@ def run_protocol(
 
   Arguments left None come from `config.eval` (`num_clips`, `seed`,
   `metrics`, `fvd_clips`; -1 = all clips). Returns the summary without
-  the checkpoint step (see `eval_report.summarize`).
+  the checkpoint step (see `report.summarize`).
   """
   ev, start_time = config.eval, time.perf_counter()
   seed = ev.seed if seed is None else seed
-  n, load = data.eval_examples(
+  n, load = pipeline.eval_examples(
     config.data, num_clips=num_clips or ev.num_clips, seed=seed, split=split
   )
-  which = _available(eval_metrics.parse_metrics(metrics or ev.metrics), load(0))
+  which = _available(
+    batch_metrics.parse_metrics(metrics or ev.metrics), load(0)
+  )
   fvd_clips = ev.fvd_clips if fvd_clips is None else fvd_clips
   run = _start(
     config, rollout, params, which, n if fvd_clips < 0 else min(fvd_clips, n)
@@ -180,7 +178,7 @@ def run_protocol(
   for start in bar:
     with run.timed("load_s"):
       stop = min(n, start + ev.batch_size)
-      batch = data.stack([load(i) for i in range(start, stop)])
+      batch = pipeline.stack([load(i) for i in range(start, stop)])
     _eval_batch(run, batch)
   meta = {
     "split": split or config.data.test_split,
@@ -207,17 +205,19 @@ def evaluate(workdir: str, **kwargs) -> dict:
   Keyword arguments as for `run_protocol` (split, num_clips, seed,
   metrics, fvd_clips).
   """
-  config, graphdef, params, step = inference.load_model(workdir)
+  config, graphdef, params, step = checkpoint.load_model(workdir)
   config = with_eval_defaults(config)
   rollout = inference.make_rollout_fn(graphdef, config.data.num_frames)
   summary = {"step": int(step)}
   summary.update(run_protocol(config, rollout, params, **kwargs))
-  eval_report.write_report(workdir, summary)
+  report.write_report(workdir, summary)
   return summary
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = argparse.ArgumentParser(
+    prog="python -m ii2v_jax.evaluate", description=__doc__.splitlines()[0]
+  )
   p.add_argument("--workdir", default="runs/synthetic")
   p.add_argument("--split", default=None)
   p.add_argument("--num_clips", type=int, default=None)
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
   p.add_argument(
     "--metrics",
     default=None,
-    help=f"comma-separated subset of {','.join(eval_metrics.ALL_METRICS)}",
+    help=f"comma-separated subset of {','.join(batch_metrics.ALL_METRICS)}",
   )
   p.add_argument(
     "--fvd_clips", type=int, default=None, help="FVD set size; -1 = all"
@@ -234,7 +234,7 @@ def main(argv=None) -> int:
   kwargs = {k: v for k, v in vars(args).items() if k != "workdir"}
   try:
     summary = evaluate(args.workdir, **kwargs)
-  except (checkpoint.CheckpointError, data.DataError, ValueError) as e:
+  except (checkpoint.CheckpointError, pipeline.DataError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   out = pathlib.Path(args.workdir)
@@ -243,7 +243,3 @@ def main(argv=None) -> int:
     f"wrote {out / 'eval.json'}, {out / 'eval.md'}, {out / 'eval_curves.png'}"
   )
   return 0 if summary else 1
-
-
-if __name__ == "__main__":
-  sys.exit(main())

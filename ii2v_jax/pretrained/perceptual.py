@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ii2v_jax import weights
+from ii2v_jax.pretrained import weights
 
 # Convs per block (block b has BLOCK_SIZES[net][b - 1]) and block widths.
 BLOCK_SIZES = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}

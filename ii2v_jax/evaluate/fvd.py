@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ii2v_jax import i3d
+from ii2v_jax.pretrained import i3d
 
 _EIG_FLOOR = 1e-10  # tfgan's threshold: smaller eigenvalues are round-off.
 

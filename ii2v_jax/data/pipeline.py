@@ -15,7 +15,9 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ii2v_jax import augment, flow_targets, poke
+from ii2v_jax.data import augment
+from ii2v_jax.data import flow_targets
+from ii2v_jax.data import poke
 
 # Optional ground-truth tracks some datasets store: (T+1, J, 2) pixel
 # (x, y) joint positions, padded, and how many are real.
