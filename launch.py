@@ -3,12 +3,18 @@
 python launch.py --config configs/iper.py [--workdir runs/iper]
     [--config.train.batch_size=8] [--mode=train|describe]
 python launch.py --config configs/iper.py:128 --mode=describe
+
+A wrong flag or config value is reported in one line and exits with 2,
+before anything compiles or writes.
 """
 
 import pathlib
+import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from configs import validate
 
 config_flags.DEFINE_config_file(
   "config",
@@ -34,17 +40,38 @@ def default_workdir() -> str:
   return str(pathlib.Path("runs") / (f"{name}_{arg}" if arg else name))
 
 
+def parse(argv: list[str]) -> list[str]:
+  """absl's flags parser: a flag or config-file error is one line, exit 2."""
+  try:
+    validate.check_argv(argv)
+    FLAGS.unparse_flags()  # Parsed afresh when called again in-process.
+    rest = FLAGS(argv)
+    FLAGS.config.get("seed")  # A file that failed to load raises here.
+  except Exception as e:  # noqa: BLE001 (the config file is user code)
+    known = isinstance(e, validate.ConfigError)
+    text = str(e) if known else validate.flag_error(e, argv)
+    print(f"error: {text}", file=sys.stderr)
+    sys.exit(2)
+  return rest
+
+
 def main(argv):
   del argv
   # Imported here so `--help` and flag errors stay fast.
   from ii2v_jax.io import logs
-  from ii2v_jax.training import describe, train
+  from ii2v_jax.training import describe, preflight, train
 
-  config = FLAGS.config
-  if FLAGS.mode == "describe":
-    describe.describe(config, compile_step=FLAGS.compile)
-    return
+  config, train_mode = FLAGS.config, FLAGS.mode == "train"
   workdir = FLAGS.workdir or default_workdir()
+  typed = validate.typed_overrides(sys.argv)
+  try:
+    preflight.check_run(config, workdir, typed, train=train_mode)
+  except validate.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  if not train_mode:
+    describe.describe(config, compile_step=FLAGS.compile)
+    return 0
   if not FLAGS["verbosity"].present:  # --verbosity keeps them on the console
     log = logs.log_to_file(workdir, "train")
     print(f"workdir {workdir}; library logs in {log}")
@@ -54,7 +81,8 @@ def main(argv):
       f"done: step {config.train.num_steps}, loss_dyn {metrics['loss_dyn']:.4f}"
     )
   print(f"checkpoints: {workdir}/checkpoints  tensorboard: {workdir}/tb")
+  return 0
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse)

@@ -15,6 +15,8 @@ v (+y down).
 import functools
 import hashlib
 import inspect
+import pathlib
+import zipfile
 from collections.abc import Callable
 
 import cv2
@@ -279,3 +281,38 @@ def estimate_flow(
     **options,
   )
   return flow_nhw2[0] if single else flow_nhw2
+
+
+def check_options(method: str, options: dict | None) -> None:
+  """Refuses estimator settings that would fail on the first frame pair
+  (before a caller writes anything): unknown method, preset or variant,
+  RAFT without or with a missing weights file, negative sizes.
+
+  Raises:
+    ValueError: its message starts with the option's name.
+  """
+  options = dict(options or {})
+  if method not in METHODS:
+    raise ValueError(f"method {method!r}: choose one of {sorted(METHODS)}")
+  preset = options.get("preset")
+  if method == "dis" and preset is not None and preset not in DIS_PRESETS:
+    raise ValueError(f"preset {preset!r}: choose one of {sorted(DIS_PRESETS)}")
+  size = options.get("min_size")
+  if size is not None and (not isinstance(size, int) or size < 0):
+    raise ValueError(f"min_size {size!r}: must be an int >= 0")
+  if method != "raft":
+    return
+  iters = options.get("iters")
+  if iters is not None and (not isinstance(iters, int) or iters < 1):
+    raise ValueError(f"iters {iters!r}: must be an int >= 1")
+  if options.get("variant") not in (None, "large", "small"):
+    raise ValueError(f"variant {options['variant']!r}: large or small")
+  weights = options.get("weights")
+  if not weights:
+    raise ValueError(
+      "weights: RAFT needs a converted .npz (python -m flow.raft_convert)"
+    )
+  if not pathlib.Path(weights).is_file():
+    raise ValueError(f"weights {weights}: no such file")
+  if not zipfile.is_zipfile(weights):
+    raise ValueError(f"weights {weights}: not an .npz file")

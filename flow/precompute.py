@@ -31,7 +31,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from flow import estimators, video_io
+from flow import estimators, usage, video_io
 
 MANIFEST = "flow_manifest.json"
 LOCK = ".flow_precompute.lock"
@@ -90,7 +90,13 @@ def check_manifest(out_dir: pathlib.Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=2) + "\n"
     video_io.write_atomic(path, lambda f: f.write(text.encode()))
     return
-  stored = json.loads(path.read_text())
+  try:
+    stored = json.loads(path.read_text())
+    stored = stored if isinstance(stored, dict) else {"manifest": stored}
+  except (OSError, ValueError):
+    raise SettingsMismatchError(
+      f"{path} is unreadable; use another --out directory"
+    ) from None
   keys = sorted(set(stored) | set(manifest))
   diff = [k for k in keys if stored.get(k) != manifest.get(k)]
   if diff:
@@ -225,11 +231,14 @@ def precompute(
     ValueError, FileNotFoundError: bad arguments or sources.
     RuntimeError: another run holds `out_dir`.
   """
+  # Everything is checked before the first write (a rejected run leaves
+  # no manifest that would refuse the corrected one).
   _check_args(lag, stride, batch_size, dtype)
   options = dict(options or {})
+  estimators.check_options(method, options)
   manifest = make_manifest(method, options, lag, stride, dtype)
   found = video_io.discover(sources)
-  out_dir = pathlib.Path(out_dir)
+  out_dir = usage.writable_dir(out_dir, "out_dir")
   out_dir.mkdir(parents=True, exist_ok=True)
   with _lock(out_dir):
     check_manifest(out_dir, manifest)
@@ -288,7 +297,7 @@ def format_summary(summary: Summary) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
+  p = usage.Parser(
     description=__doc__.split("\n\n")[0],
     formatter_class=argparse.RawDescriptionHelpFormatter,
     epilog=__doc__.split("\n\n", 2)[2],
@@ -305,16 +314,18 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--preset", default="medium", help="DIS preset")
   p.add_argument(
     "--min_size",
-    type=int,
+    type=usage.at_least(0),
     default=256,
     help="upscale frames whose shorter side is below this",
   )
   p.add_argument("--weights", help="RAFT .npz (python -m flow.raft_convert)")
   p.add_argument("--variant", choices=("large", "small"), default=None)
-  p.add_argument("--iters", type=int, default=12, help="RAFT iterations")
-  p.add_argument("--lag", type=int, default=1)
-  p.add_argument("--stride", type=int, default=1)
-  p.add_argument("--batch_size", type=int, default=8)
+  p.add_argument(
+    "--iters", type=usage.at_least(1), default=12, help="RAFT iterations"
+  )
+  p.add_argument("--lag", type=usage.at_least(1), default=1)
+  p.add_argument("--stride", type=usage.at_least(1), default=1)
+  p.add_argument("--batch_size", type=usage.at_least(1), default=8)
   p.add_argument("--dtype", choices=DTYPES, default="float16")
   p.add_argument("--no_progress", action="store_true")
   return p
@@ -334,12 +345,20 @@ def options_from_args(args) -> dict:
 
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
+  options = options_from_args(args)
+  try:
+    estimators.check_options(args.method, options)
+    usage.writable_dir(args.out, "--out")
+  except ValueError as e:  # Option errors start with the option's name.
+    text = str(e) if str(e).startswith("--") else f"--{e}"
+    print(f"error: {text}", file=sys.stderr)
+    return 2
   try:
     summary = precompute(
       args.frames,
       args.out,
       method=args.method,
-      options=options_from_args(args),
+      options=options,
       lag=args.lag,
       stride=args.stride,
       batch_size=args.batch_size,
