@@ -2,9 +2,12 @@
 
   python -m ii2v_jax.sample --poke X,Y,DX,DY [--poke ...] [--image PATH]
       [--workdir runs/synthetic] [--out PATH.mp4] [--num_frames N]
+      [--fit crop|pad|squash]
 
-X, Y, DX, DY are pixels of the given image, whatever its size; they are
-scaled to the model's resolution. Without --image, a test frame of the
+X, Y, DX, DY are pixels of the given image, whatever its size. The model
+sees the image's centred square (--fit crop, the datasets' rule), the image
+padded to a square (pad) or squashed to one (squash); pokes are mapped onto
+it and the video shows that square. Without --image, a test frame of the
 model's dataset is used at 256x256. Writes an MP4, a GIF and a PNG strip
 of the first, middle and last frame.
 """
@@ -13,16 +16,13 @@ import argparse
 import pathlib
 import sys
 
-import cv2
-import jax.numpy as jnp
 import numpy as np
 
-from ii2v_jax.data import pipeline, poke
+from ii2v_jax.data import pipeline, poke, user_image
 from ii2v_jax.io import checkpoint, video_io
 from ii2v_jax.models import inference
 
 DEFAULT_WORKDIR = "runs/synthetic"
-DISPLAY = 256
 
 
 class SampleError(ValueError):
@@ -30,58 +30,36 @@ class SampleError(ValueError):
 
 
 def load_image(path: str) -> np.ndarray:
-  p = pathlib.Path(path)
-  if not p.is_file():
-    raise SampleError(f"image not found: {path}")
-  bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-  if bgr is None:
-    raise SampleError(f"cannot read image (not a supported image file): {path}")
-  return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+  try:
+    return user_image.read_image(path)
+  except user_image.ImageError as e:
+    raise SampleError(str(e)) from None
 
 
 def default_image(config) -> np.ndarray:
   """First frame of the first test clip, upsampled to 256x256."""
-  source = pipeline.open_split(
-    config.data.data_dir, config.data.name, config.data.test_split
-  )
-  frame = source[0]["video"][0]
-  return cv2.resize(frame, (DISPLAY, DISPLAY), interpolation=cv2.INTER_CUBIC)
+  return user_image.dataset_images(config.data, 1)[0]
 
 
-def poke_map(pokes, image_hw3, size: int, poke_size: int) -> np.ndarray:
-  h, w = image_hw3.shape[:2]
-  model_pokes = [
-    poke.poke_from_image_pixels(
-      x,
-      y,
-      dx,
-      dy,
-      image_height=h,
-      image_width=w,
-      size=size,
-      poke_size=poke_size,
-    )
-    for x, y, dx, dy in pokes
-  ]
-  return poke.make_poke_map(size, model_pokes, poke_size=poke_size)
+def render(workdir: str, image, pokes, num_frames: int | None, fit="crop"):
+  """Display frames (T+1,H,W,3) of the pokes (image pixels) on the image.
 
-
-def render(workdir: str, image, pokes, num_frames: int | None):
-  """(display frames (T+1,H,W,3), image) for the pokes on the image."""
+  The image goes through `user_image` (the web app's mapping too): the
+  fitted region is what the model sees and what the frames show.
+  """
   config, graphdef, params, _ = checkpoint.load_model(workdir)
   image = default_image(config) if image is None else image
-  s = config.data.resolution
-  pmap = poke_map(pokes, image, s, config.data.poke_size)
-  x0 = cv2.resize(image, (s, s), interpolation=cv2.INTER_LINEAR)
-  x0 = inference.to_unit_range(jnp.asarray(x0))[None]
+  geometry = user_image.fit_image(
+    image, config.data.resolution, config.data.poke_size, fit
+  )
+  pmap = user_image.poke_map(geometry, pokes)
+  x0 = user_image.model_input(image, geometry)
   t = num_frames or config.data.num_frames
-  rollout = inference.make_rollout_fn(graphdef, t)
-  video = np.asarray(inference.to_uint8(rollout(params, x0, pmap[None])))[0]
-  h, w = image.shape[:2]
-  frames = np.concatenate([image[None], video_io.resize_frames(video, (h, w))])
-  for x, y, dx, dy in pokes:
-    frames[0] = video_io.draw_arrow(frames[0], x, y, dx, dy)
-  return frames
+  rollout = inference.make_uint8_rollout_fn(graphdef, t)
+  video = np.asarray(rollout(params, x0[None], pmap[None]))[0]
+  arrows = [geometry.to_display(*p) for p in pokes]
+  first = user_image.display_frame(image, geometry)
+  return video_io.poked_frames(first, video, arrows)
 
 
 def parse_args(argv):
@@ -93,6 +71,13 @@ def parse_args(argv):
     help="X,Y,DX,DY in pixels of the image; repeatable",
   )
   p.add_argument("--image", default=None)
+  p.add_argument(
+    "--fit",
+    choices=user_image.FITS,
+    default="crop",
+    help="how the image becomes the model's square: centre crop (as the "
+    "datasets), pad, or squash (the reference GUI)",
+  )
   p.add_argument("--workdir", default=DEFAULT_WORKDIR)
   p.add_argument("--out", default=None, help="MP4 path; the GIF goes beside it")
   p.add_argument("--num_frames", type=int, default=None)
@@ -118,7 +103,7 @@ def run(args) -> pathlib.Path:
       f"no checkpoint in {args.workdir}; train one first: make demo "
       "(or python launch.py --config configs/synthetic.py)"
     )
-  frames = render(args.workdir, image, pokes, args.num_frames)
+  frames = render(args.workdir, image, pokes, args.num_frames, args.fit)
   mp4 = output_path(args, pokes)
   video_io.write_mp4(mp4, frames, fps=args.fps)
   video_io.write_gif(mp4.with_suffix(".gif"), frames, fps=args.fps)

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from ii2v_jax import sample
+from ii2v_jax.data import user_image
 from ii2v_jax.io import video_io
 
 
@@ -27,6 +28,8 @@ def test_writes_mp4_and_gif_for_any_image_size(tiny_workdir, tmp_path, capsys):
     tiny_workdir,
     "--image",
     str(tmp_path / "in.png"),
+    "--fit",
+    "squash",  # The whole image, as the reference GUI.
     "--poke",
     "150,10,-20,5",
     "--poke",
@@ -62,12 +65,33 @@ def test_default_image_is_a_test_frame(tiny_workdir, capsys):
   assert "poke_120_80_5_-3.gif" in out
 
 
-def test_poke_scaling_to_model_resolution(tiny_workdir):
+def test_default_fit_is_the_centre_crop(tiny_workdir, tmp_path, capsys):
+  image = np.full((90, 160, 3), 128, np.uint8)
+  image[:, :35] = 0  # Outside the centred 90x90 square.
+  cv2.imwrite(str(tmp_path / "in.png"), image)
+  args = ["--workdir", tiny_workdir, "--image", str(tmp_path / "in.png")]
+  out_args = ["--out", str(tmp_path / "o.mp4"), "--num_frames", "2"]
+  code, _, err = run_main(capsys, *args, "--poke", "80,45,5,0", *out_args)
+  assert code == 0, err
+  gif = video_io.read_video(tmp_path / "o.gif")
+  assert gif.shape == (3, 90, 90, 3)  # The square the model sees.
+  assert gif[0, :, :4].min() > 60  # The black band is not in it.
+  # Arrow source at x = 80 - 35 in the crop.
+  assert np.abs(gif[0, 45, 45].astype(int) - [255, 60, 60]).max() < 40
+  code, _, err = run_main(capsys, *args, "--poke", "10,45,5,0", *out_args)
+  assert code == 2 and "centre crop" in err and "pad" in err
+
+
+@pytest.mark.parametrize("mode", ["crop", "squash"])
+def test_poke_scaling_to_model_resolution(mode):
   image = np.zeros((256, 128, 3), np.uint8)
-  pmap = sample.poke_map([(64, 128, 8, -8)], image, 64, 3)
+  fit = user_image.fit_image(image, 64, 3, mode)
+  pmap = user_image.poke_map(fit, [(64, 128, 8, -8)])
   rows, cols = np.nonzero(pmap[..., 0])
   assert (rows.mean(), cols.mean()) == (32, 32)
-  np.testing.assert_allclose(pmap[32, 32], [4.0, -2.0])
+  # squash scales x by 64/128 and y by 64/256; crop keeps 128x128.
+  expected = [4.0, -2.0] if mode == "squash" else [4.0, -4.0]
+  np.testing.assert_allclose(pmap[32, 32], expected)
 
 
 @pytest.mark.parametrize(

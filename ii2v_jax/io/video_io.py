@@ -26,16 +26,38 @@ def draw_arrow(frame_hw3: np.ndarray, x, y, dx, dy) -> np.ndarray:
   """
   out = np.ascontiguousarray(frame_hw3.copy())
   length = float(np.hypot(dx, dy))
-  scale = max(1.0, 12.0 / length) if length > 0 else 1.0
+  visible = length > 1e-6
+  scale = max(1.0, 12.0 / length) if visible else 1.0
   thick = max(1, round(min(out.shape[:2]) / 128))
-  p0 = (int(round(x)), int(round(y)))
-  p1 = (int(round(x + dx * scale)), int(round(y + dy * scale)))
+  # Endpoints far off the frame are clipped so cv2 gets small integers.
+  far = 4 * max(out.shape[:2])
+  pt = lambda a, b: tuple(int(round(np.clip(v, -far, far))) for v in (a, b))
+  p0, p1 = pt(x, y), pt(x + dx * scale, y + dy * scale)
   cv2.circle(out, p0, 2 * thick, (255, 60, 60), -1, cv2.LINE_AA)
-  if length > 0:
+  if visible:
     cv2.arrowedLine(
       out, p0, p1, (255, 60, 60), thick, cv2.LINE_AA, tipLength=0.3
     )
   return out
+
+
+def poked_frames(first_hw3, video_thwc, arrows) -> np.ndarray:
+  """The video a user sees: the first frame with the pokes drawn as
+  arrows, then the model's frames resized to its size.
+
+  Args:
+    first_hw3: (H, W, 3) uint8 first frame at display size.
+    video_thwc: (T, S, S, 3) uint8 predicted frames.
+    arrows: (x, y, dx, dy) in pixels of the first frame.
+
+  Returns:
+    (T + 1, H, W, 3) uint8.
+  """
+  h, w = first_hw3.shape[:2]
+  frames = np.concatenate([first_hw3[None], resize_frames(video_thwc, (h, w))])
+  for x, y, dx, dy in arrows:
+    frames[0] = draw_arrow(frames[0], x, y, dx, dy)
+  return frames
 
 
 @contextlib.contextmanager
