@@ -22,6 +22,8 @@ from datasets.video_folder import build
 
 RES = 32
 REAL = {"bikes": 250, "carphone_pristine": 120, "more/carphone_distorted": 120}
+# bikes.mp4 is trailer-like: 4 of its 24 clips span a scene cut.
+CUT_CLIPS = {"bikes": 4}
 MOVE_PX = 1  # Rightward motion of the generated texture per frame.
 
 
@@ -116,14 +118,21 @@ def tree_build(tmp_path_factory):
 
 def test_real_clips_build_into_ratio_splits(real_build):
   builder, _ = real_build
-  clips_of = {name: (n - 11) // 10 + 1 for name, n in REAL.items()}
+  clips_of = {
+    name: (n - 11) // 10 + 1 - CUT_CLIPS.get(name, 0)
+    for name, n in REAL.items()
+  }
   chosen = splits.ratio_split(list(REAL), 0.8)
   assert len(chosen["train"]) == 2 and len(chosen["test"]) == 1
+  cuts = {}
   for split in splits.SPLITS:
     want = sum(clips_of[name] for name in chosen[split])
     assert builder.info.splits[split].num_examples == want
+    cuts[split] = sum(CUT_CLIPS.get(name, 0) for name in chosen[split])
   meta = builder.info.metadata
   assert meta["report"]["skipped"] == [] and meta["video_names"] == list(REAL)
+  want_cuts = {split: n for split, n in cuts.items() if n}
+  assert meta["report"]["scene_cut_clips"] == want_cuts
   train = records(builder, "train")
   example = train[0]
   assert example["video"].shape == (11, RES, RES, 3)
@@ -142,8 +151,8 @@ def test_real_clips_build_into_ratio_splits(real_build):
 def test_real_frames_are_centre_crops_resized_like_the_reference(real_build):
   builder, _ = real_build
   every = records(builder, "train") + records(builder, "test")
-  clip = next(e for e in every if e["video_id"] == 0 and e["start_frame"] == 20)
-  raw = real_clips.read_frames("bikes.mp4", [20, 30])  # 640 x 272.
+  clip = next(e for e in every if e["video_id"] == 0 and e["start_frame"] == 30)
+  raw = real_clips.read_frames("bikes.mp4", [30, 40])  # 640 x 272.
   side, left = 272, (640 - 272) // 2
   for got, frame in zip(clip["video"][[0, -1]], raw):
     square = frame[:, left : left + side]

@@ -63,7 +63,8 @@ class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     )
 
   def _generate_examples(self, split, jobs, root):
-    yield from runner.generate_examples(
+    count = 0
+    for item in runner.generate_examples(
       jobs,
       self.builder_config.spec,
       split=split,
@@ -71,7 +72,12 @@ class ClipBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       root=root,
       num_workers=self.num_workers,
       progress=self.progress,
-    )
+    ):
+      count += 1
+      yield item
+    if not count:  # Said here, not as TFDS's "No examples were yielded".
+      print(self.report.format())
+      raise report.EmptySplitError(report.empty_split_message(split, len(jobs)))
 
   def _download_and_prepare(self, dl_manager, download_config):
     super()._download_and_prepare(dl_manager, download_config)

@@ -2,12 +2,15 @@
 
 import argparse
 import dataclasses
+import pathlib
+import shutil
 import sys
 import time
 
 import tensorflow_datasets as tfds
 
 from datasets.video_common import clips, report
+from flow import estimators, usage
 
 FLOW_FLAGS = {
   "flow_preset": "preset",
@@ -18,6 +21,17 @@ FLOW_FLAGS = {
 }
 
 
+def resolution(text: str) -> int:
+  """An argparse `type`: what the model takes, 16 * 2**k >= 32."""
+  value = usage.at_least(32)(text)
+  if value & (value - 1):
+    raise argparse.ArgumentTypeError(
+      f"{value} is not a power of two >= 32 (the model's sizes: 32, 64, "
+      "128, ...)"
+    )
+  return value
+
+
 def add_clip_flags(parser: argparse.ArgumentParser, **defaults) -> None:
   """Flags of a `ClipSpec`, the flow estimator and the workers.
 
@@ -25,31 +39,66 @@ def add_clip_flags(parser: argparse.ArgumentParser, **defaults) -> None:
   """
   spec = clips.ClipSpec()
   add = parser.add_argument
-  add("--resolution", type=int, default=spec.resolution)
-  add("--num_frames", type=int, default=spec.num_frames, help="T + 1")
-  add("--frame_spacing", type=int, default=spec.frame_spacing)
-  add("--clip_step", type=int, help="default: num_frames - 1")
+  add("--resolution", type=resolution, default=spec.resolution)
+  add(
+    "--num_frames",
+    type=usage.at_least(2),
+    default=spec.num_frames,
+    help="T + 1",
+  )
+  add("--frame_spacing", type=usage.at_least(1), default=spec.frame_spacing)
+  add("--clip_step", type=usage.at_least(1), help="default: num_frames - 1")
   add("--aspect", choices=("crop", "squash"), default=spec.aspect)
   add("--interpolation", choices=("linear", "area"), default="linear")
-  add("--flow_size", type=int, default=spec.flow_size)
+  add("--flow_size", type=usage.at_least(8), default=spec.flow_size)
   add("--flow_method", default="dis", choices=("dis", "raft"))
   add("--flow_chained", action="store_true", help="compose per-frame flows")
   add("--flow_preset", help="DIS preset (default: medium, chained: fast)")
   add("--flow_weights", help="RAFT .npz (python -m flow.raft_convert)")
   add("--flow_variant", choices=("large", "small"))
-  add("--flow_iters", type=int, help="RAFT iterations")
-  add("--flow_min_size", type=int, help="default 256")
+  add("--flow_iters", type=usage.at_least(1), help="RAFT iterations")
+  add("--flow_min_size", type=usage.at_least(0), help="default 256")
   add("--fg_mask", choices=("none", "grabcut"), default=spec.fg_mask)
-  add("--mask_margin", type=int, default=spec.mask_margin, help="poke size")
-  add("--flow_target", type=int, help="flow x_0 -> x_k (default k = T)")
-  add("--num_workers", type=int, default=0, help="0: in this process")
+  add(
+    "--mask_margin",
+    type=usage.at_least(0),
+    default=spec.mask_margin,
+    help="poke size",
+  )
+  add(
+    "--flow_target",
+    type=usage.at_least(1),
+    help="flow x_0 -> x_k (default k = T)",
+  )
+  add(
+    "--num_workers",
+    type=usage.at_least(0),
+    default=0,
+    help="0: in this process",
+  )
   add("--no_progress", action="store_true", help="no progress bars")
   parser.set_defaults(**defaults)
 
 
 def clip_spec(args: argparse.Namespace) -> clips.ClipSpec:
-  """The `ClipSpec` the flags describe."""
+  """The `ClipSpec` the flags describe.
+
+  Raises:
+    usage.UsageError: a flag value it cannot take, named as typed.
+  """
   options = {k: getattr(args, a) for a, k in FLOW_FLAGS.items()}
+  options = {k: v for k, v in options.items() if v is not None}
+  try:
+    estimators.check_options(args.flow_method, options)
+  except ValueError as e:  # Messages start with the option's name.
+    option = str(e).split()[0].rstrip(":")
+    flag = {k: a for a, k in FLOW_FLAGS.items()}.get(option, option)
+    raise usage.UsageError(f"--{flag}{str(e)[len(option) :]}") from None
+  if args.flow_target is not None and args.flow_target >= args.num_frames:
+    raise usage.UsageError(
+      f"--flow_target {args.flow_target}: must be below --num_frames "
+      f"{args.num_frames} (a clip's frames are x_0 .. x_{args.num_frames - 1})"
+    )
   return clips.ClipSpec(
     resolution=args.resolution,
     num_frames=args.num_frames,
@@ -59,12 +108,22 @@ def clip_spec(args: argparse.Namespace) -> clips.ClipSpec:
     interpolation=args.interpolation,
     flow_size=args.flow_size,
     flow_method=args.flow_method,
-    flow_options={k: v for k, v in options.items() if v is not None},
+    flow_options=options,
     flow_chained=args.flow_chained,
     fg_mask=args.fg_mask,
     mask_margin=args.mask_margin,
     flow_target=args.flow_target,
+    drop_scene_cuts=getattr(args, "drop_scene_cuts", False),
   )
+
+
+def clean_incomplete(builder) -> None:
+  """Removes what killed builds of this config left (TFDS's
+  `incomplete.*` folders beside the version folder)."""
+  version = pathlib.Path(builder.data_dir)
+  for leftover in sorted(version.parent.glob(f"incomplete.*_{version.name}")):
+    shutil.rmtree(leftover, ignore_errors=True)
+    print(f"removed {leftover}: left by an interrupted build")
 
 
 def print_summary(builder, seconds: float) -> None:
@@ -131,6 +190,7 @@ def build_manual(
     num_workers=num_workers,
     progress=progress,
   )
+  clean_incomplete(builder)
   mode = tfds.download.GenerateMode
   builder.download_and_prepare(
     download_config=tfds.download.DownloadConfig(
@@ -146,7 +206,7 @@ def build_manual(
 def manual_parser(builder_cls, doc: str, **defaults) -> argparse.ArgumentParser:
   """--manual_dir, --data_dir, --overwrite, one flag per OPTIONS entry and
   the clip flags with the dataset's defaults."""
-  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser = usage.Parser(description=doc.splitlines()[0])
   parser.add_argument("--manual_dir", required=True, help="the raw data")
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--overwrite", action="store_true")
@@ -167,11 +227,12 @@ def main_manual(builder_cls, doc: str, argv=None) -> int:
   """A build.py main: parse, build, print the summary (exit 0; 2 on bad
   usage or a missing manual directory)."""
   args = manual_parser(builder_cls, doc).parse_args(argv)
-  spec = clip_spec(args)
-  settings = {k: getattr(spec, k) for k in spec.__dataclass_fields__}
-  settings |= {k: getattr(args, k) for k in builder_cls.OPTIONS}
   start = time.perf_counter()
   try:
+    spec = clip_spec(args)
+    usage.writable_dir(args.data_dir, "--data_dir")
+    settings = {k: getattr(spec, k) for k in spec.__dataclass_fields__}
+    settings |= {k: getattr(args, k) for k in builder_cls.OPTIONS}
     builder = build_manual(
       builder_cls,
       args.manual_dir,

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import flow
-from datasets.video_common import frames, masks, probe
+from datasets.video_common import cuts, frames, masks, probe
 from flow.video_io import BadInputError, Source, iter_frames
 
 # Estimator of the stored flow unless a build names another: DIS on the
@@ -46,6 +46,8 @@ class ClipSpec:
   (`masks.grabcut_mask` of x_0 at S, rectangle margin mask_margin).
   flow_target: clip index k of the flow's end frame, x_0 -> x_k (None:
   the last, T; Human3.6M's reference quirk stores T / 2).
+  drop_scene_cuts: leave out clips that span a scene cut (`cuts`); off
+  for the paper datasets (the reference keeps every clip).
   """
 
   resolution: int = 64
@@ -61,10 +63,16 @@ class ClipSpec:
   fg_mask: str = "none"
   mask_margin: int = 3
   flow_target: int | None = None
+  drop_scene_cuts: bool = False
 
   def __post_init__(self):
-    if self.resolution < 8 or self.num_frames < 2 or self.frame_spacing < 1:
-      raise ValueError(f"bad clip spec: {self}")
+    # The CLIs also ask for what the model needs (a power of two >= 32).
+    lows = {"resolution": 8, "num_frames": 2, "frame_spacing": 1}
+    lows |= {"flow_size": 8, "mask_margin": 0}
+    for field, low in lows.items():
+      value = getattr(self, field)
+      if not isinstance(value, int) or value < low:
+        raise ValueError(f"{field} must be an int >= {low}, got {value!r}")
     if self.clip_step is not None and self.clip_step < 1:
       raise ValueError(f"clip_step must be >= 1, got {self.clip_step}")
     if self.aspect not in frames.ASPECTS:
@@ -80,7 +88,9 @@ class ClipSpec:
     # Unknown methods, options or weights files fail here, not per video.
     flow.estimator_identity(self.flow_method, self.flow_options)
     if self.flow_method == "raft" and not self.flow_options.get("weights"):
-      raise ValueError("flow method 'raft' needs flow_options['weights']")
+      raise ValueError(
+        "flow method 'raft' needs weights (--flow_weights FILE.npz)"
+      )
 
   @property
   def step(self) -> int:
@@ -112,6 +122,11 @@ class ClipSpec:
       (self.fg_mask, default.fg_mask, f"mask-{self.fg_mask}"),
       (self.mask_margin, default.mask_margin, f"margin{self.mask_margin}"),
       (self.flow_target, default.flow_target, f"flowto{self.flow_target}"),
+      (
+        self.drop_scene_cuts,
+        default.drop_scene_cuts,
+        "cuts-dropped" if self.drop_scene_cuts else "cuts-kept",
+      ),
     ]
     suffix = "".join(f"_{t}" for value, dflt, t in tokens if value != dflt)
     if self.flow_method != "dis" or self.flow_options:
@@ -145,6 +160,7 @@ class VideoResult:
   examples: list
   frames_decoded: int
   seconds: float
+  cut_clips: int = 0  # Clips left out: they span a scene cut.
 
 
 def raw_range(job: VideoJob) -> tuple[int, float]:
@@ -218,23 +234,36 @@ def video_examples(job: VideoJob, spec: ClipSpec) -> VideoResult:
       sampled frames in range than one clip needs.
   """
   started = time.perf_counter()
-  decoded, examples, sampled = [0], [], 0
+  decoded, examples, sampled, cut_clips = [0], [], 0, 0
   window = collections.deque(maxlen=spec.num_frames)
+  # Distances between consecutive sampled frames of the window.
+  steps, last = collections.deque(maxlen=spec.num_frames - 1), None
   try:
     for pair in _sampled(job, spec, decoded):
       window.append(pair)
+      if spec.drop_scene_cuts:
+        now = cuts.signature(pair[1])
+        if last is not None:
+          steps.append(cuts.distance(last, now))
+        last = now
       sampled += 1
       first = sampled - spec.num_frames
       if first >= 0 and first % spec.step == 0:
+        if spec.drop_scene_cuts and cuts.has_cut(steps):
+          cut_clips += 1
+          continue
         examples.append(make_example(window, job, spec))
   except BadInputError as e:
     # Failing to open says little; ffmpeg's own first error says why.
     why = not decoded[0] and job.source.kind == "video"
     why = why and probe.why_unreadable(job.source.path)
     raise (BadInputError(f"unreadable video: {why}") if why else e) from e
+  if not examples and cut_clips:
+    raise BadInputError(f"every one of its {cut_clips} clips spans a scene cut")
   if not examples:
     raise BadInputError(
       f"too short: {sampled} sampled frames (every {spec.frame_spacing}, "
       f"of {decoded[0]} decoded), a clip needs {spec.num_frames}"
     )
-  return VideoResult(examples, decoded[0], time.perf_counter() - started)
+  seconds = time.perf_counter() - started
+  return VideoResult(examples, decoded[0], seconds, cut_clips)

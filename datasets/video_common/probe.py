@@ -20,12 +20,30 @@ def count_frames(source: Source) -> int:
     raise BadInputError(why_unreadable(path) or f"cannot count: {e}") from e
 
 
+def _is_text(path: pathlib.Path) -> bool:
+  """Whether the file starts like text: UTF-8 without NUL bytes."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(4096)
+  except OSError:
+    return False
+  if not head or b"\0" in head:
+    return False
+  try:
+    head.decode("utf-8")
+  except UnicodeDecodeError as e:  # A cut multi-byte char at the end.
+    return e.start >= len(head) - 3
+  return True
+
+
 def why_unreadable(path) -> str:
   """ffmpeg's first complaint about opening `path` ("" if none), e.g.
   "moov atom not found" for an mp4 cut short; "empty file" for 0 bytes."""
   path = pathlib.Path(path)
   if path.is_file() and path.stat().st_size == 0:
     return "empty file (0 bytes)"
+  if _is_text(path):  # ffmpeg would guess a format and blame its atoms.
+    return "not a video file (it holds text)"
   import imageio_ffmpeg  # noqa: PLC0415
 
   cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path)]

@@ -93,7 +93,11 @@ def generate_examples(
         clips_done["skipped"] += 1
       else:
         report.add(
-          split, len(result.examples), result.frames_decoded, result.seconds
+          split,
+          len(result.examples),
+          result.frames_decoded,
+          result.seconds,
+          result.cut_clips,
         )
         clips_done["clips"] += len(result.examples)
         yield from result.examples

@@ -4,11 +4,13 @@
       [--resolution 64] [--split_ratio 0.8 | --split_files | --split_by_time]
       [--num_frames 11] [--frame_spacing N] [--clip_step N] [--tag NAME] \\
       [--flow_method dis|raft] [--flow_chained] [--num_workers N] \\
-      [--overwrite]
+      [--keep_scene_cuts] [--overwrite]
 
-Prints examples per split, every skipped file with its reason, disk use,
-time and decoded frames/s, and the `--config.data.name` to train on it.
-Exit status: 0 built (possibly with skipped files), 2 bad usage.
+Prints examples per split, every skipped file with its reason, clips left
+out for spanning a scene cut, disk use, time and decoded frames/s, and the
+`--config.data.name` to train on it. One video (a folder of one, or
+`--source FILE`) is split by time. Exit status: 0 built (possibly with
+skipped files), 2 bad usage or nothing to build.
 """
 
 import argparse
@@ -21,6 +23,7 @@ import tensorflow_datasets as tfds
 
 from datasets.video_common import cli
 from datasets.video_folder import video_folder_dataset_builder as vfb
+from flow import usage, video_io
 
 
 def build(
@@ -40,6 +43,14 @@ def build(
     ValueError: the existing build of this config was made from another
       source directory (use another `tag` or `overwrite`), or no videos.
   """
+  split = config_options.get("split", "video")
+  if split == "video" and len(video_io.discover(source)) == 1:
+    print(
+      f"note: {source} holds one video: splitting it by time (its first "
+      f"{config_options.get('split_ratio', 0.8):.0%} trains, the rest "
+      "tests), as --split_by_time"
+    )
+    config_options["split"] = "time"
   config = vfb.make_config(source_dir=source, **config_options)
   builder = vfb.Builder(
     data_dir=data_dir,
@@ -56,6 +67,7 @@ def build(
         f"{builder.data_dir} was built from {was}, not {now}: pass "
         "--tag NAME for a separate build or --overwrite to replace it"
       )
+  cli.clean_incomplete(builder)
   mode = tfds.download.GenerateMode
   builder.download_and_prepare(
     download_config=tfds.download.DownloadConfig(
@@ -67,17 +79,34 @@ def build(
   return builder
 
 
+def ratio(text: str) -> float:
+  """An argparse `type`: a fraction in [0, 1]."""
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+  if not 0.0 <= value <= 1.0:  # Also refuses nan.
+    raise argparse.ArgumentTypeError(f"{text} is not in [0, 1]")
+  return value
+
+
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = usage.Parser(description=__doc__.splitlines()[0])
   parser.add_argument("--source", required=True, help="folder of videos")
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--tag", help="config-name prefix for this source")
   group = parser.add_mutually_exclusive_group()
   group.add_argument("--split_files", action="store_true")
   group.add_argument("--split_by_time", action="store_true")
-  parser.add_argument("--split_ratio", type=float, default=0.8)
-  parser.add_argument("--split_seed", type=int, default=0)
+  parser.add_argument("--split_ratio", type=ratio, default=0.8)
+  parser.add_argument("--split_seed", type=usage.at_least(0), default=0)
   parser.add_argument("--overwrite", action="store_true")
+  parser.add_argument(
+    "--keep_scene_cuts",
+    dest="drop_scene_cuts",
+    action="store_false",
+    help="keep clips that span a scene cut (default: leave them out)",
+  )
   cli.add_clip_flags(parser)
   return parser
 
@@ -86,12 +115,12 @@ def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   split = "files" if args.split_files else "video"
   split = "time" if args.split_by_time else split
-  spec = cli.clip_spec(args)
-  spec_options = {
-    k: getattr(spec, k) for k in spec.__dataclass_fields__ if k != "resolution"
-  }
   start = time.perf_counter()
   try:
+    spec = cli.clip_spec(args)
+    usage.writable_dir(args.data_dir, "--data_dir")
+    fields = spec.__dataclass_fields__
+    spec_options = {k: getattr(spec, k) for k in fields if k != "resolution"}
     builder = build(
       args.source,
       args.data_dir,

@@ -18,6 +18,8 @@ from datasets.video_common import builder, clips, splits
 from flow import video_io
 
 RESOLUTIONS = (64, 128)
+# Footage of any kind: clips spanning a scene cut are left out.
+DEFAULT_SPEC = clips.ClipSpec(drop_scene_cuts=True)
 SPLIT_MODES = ("video", "time", "files")
 SPLIT_FILES = {s: f"{s}.txt" for s in splits.SPLITS}
 
@@ -35,7 +37,7 @@ class VideoFolderConfig(tfds.core.BuilderConfig):
   """
 
   source_dir: str | None = None
-  spec: clips.ClipSpec = dataclasses.field(default_factory=clips.ClipSpec)
+  spec: clips.ClipSpec = dataclasses.field(default_factory=lambda: DEFAULT_SPEC)
   split: str = "video"
   split_ratio: float = 0.8
   split_seed: int = 0
@@ -77,8 +79,11 @@ def make_config(
     raise ValueError(f"split must be one of {SPLIT_MODES}, got {split!r}")
   if split == "time":
     splits.time_spans(split_ratio)  # Validates the ratio.
+  elif not 0.0 <= split_ratio <= 1.0:
+    raise ValueError(f"--split_ratio must be in [0, 1], got {split_ratio}")
+  clip_options.setdefault("drop_scene_cuts", True)
   spec = clips.ClipSpec(resolution=resolution, **clip_options)
-  name = str(resolution) + spec.name_suffix()
+  name = str(resolution) + spec.name_suffix(DEFAULT_SPEC)
   name += _split_suffix(split, split_ratio, split_seed)
   if source_dir is not None and tag is None:
     tag = pathlib.Path(source_dir).resolve().name
@@ -153,7 +158,7 @@ class Builder(builder.ClipBuilder):
     VideoFolderConfig(
       name=str(s),
       description=f"{s}x{s} clips",
-      spec=clips.ClipSpec(resolution=s),
+      spec=dataclasses.replace(DEFAULT_SPEC, resolution=s),
     )
     for s in RESOLUTIONS
   ]
