@@ -29,7 +29,7 @@ evaluate: $(INSTALLED)
 	$(BIN)/python -m ii2v_jax.evaluate --workdir $(WORKDIR)
 
 sample: $(INSTALLED)
-	$(BIN)/python -m ii2v_jax.sample --workdir $(WORKDIR) --poke 120,80,5,-3
+	$(BIN)/python -m ii2v_jax.sample --workdir $(WORKDIR) --poke 50,120,-30,-30
 
 demo: train evaluate sample
 	@echo
@@ -37,7 +37,7 @@ demo: train evaluate sample
 	@echo "checkpoints: $(WORKDIR)/checkpoints"
 	@echo "tensorboard: $(BIN)/tensorboard --logdir $(WORKDIR)/tb (pip install tensorboard)"
 	@echo "evaluation:  $(WORKDIR)/eval.json, $(WORKDIR)/eval.md, $(WORKDIR)/eval_curves.png"
-	@echo "poked video: $(WORKDIR)/samples/"
+	@echo "poked video: $(WORKDIR)/samples/ (mp4, gif, _strip.png)"
 
 test: $(INSTALLED)
 	$(BIN)/ruff check .
