@@ -8,7 +8,7 @@ DATA_DIR ?= data
 WORKDIR ?= runs/synthetic
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test install data train evaluate sample bench lint clean
+.PHONY: demo test install data train evaluate sample serve bench lint clean chromium
 
 $(INSTALLED): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ evaluate: $(INSTALLED)
 sample: $(INSTALLED)
 	$(BIN)/python -m ii2v_jax.sample --workdir $(WORKDIR) --poke 50,120,-30,-30
 
+serve: $(INSTALLED)
+	$(BIN)/python -m ii2v_jax.serve --workdir $(WORKDIR)
+
 demo: train evaluate sample
 	@echo
 	@echo "dataset:     $(DATA_DIR)/articulated_pokes/64"
@@ -39,7 +42,14 @@ demo: train evaluate sample
 	@echo "evaluation:  $(WORKDIR)/eval.json, $(WORKDIR)/eval.md, $(WORKDIR)/eval_curves.png"
 	@echo "poked video: $(WORKDIR)/samples/ (mp4, gif, _strip.png)"
 
-test: $(INSTALLED)
+# The real-browser test drives Debian's chromium; installed when missing
+# (needs root and apt; otherwise that test fails and says how).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y chromium) || \
+	  echo "could not install chromium: the browser test will fail"
+
+test: $(INSTALLED) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 

@@ -3,8 +3,9 @@
 Rooms, with imports pointing one way (a room imports only rooms listed below
 it here; nothing imports the entry points):
 
-  entry points  sample.py, bench.py, evaluate/__main__, convert/__main__
-                (and ../launch.py for training)
+  entry points  sample.py, bench.py, evaluate/__main__, convert/__main__,
+                serve/__main__ (and ../launch.py for training)
+  serve/        the interactive web app: model held warm, batched queue
   convert/      interop with the original PyTorch checkpoints
   training/     train loop, steps, GAN terms, optimizers, state, logs
   evaluate/     the evaluation protocol, its metrics and report

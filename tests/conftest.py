@@ -63,3 +63,22 @@ def tiny_workdir(tiny_data, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("run")
   train.train_and_evaluate(c, str(workdir))
   return str(workdir)
+
+
+@pytest.fixture(scope="session")
+def tiny_warp_workdir(tiny_data, tmp_path_factory):
+  """A tiny model with the warp head, trained 4 steps: enough that a poke
+  moves the poked part and leaves far pixels alone (the serving tests)."""
+  from configs import tiny
+  from ii2v_jax.training import train
+
+  c = tiny.get_config()
+  c.data.data_dir, c.data.name = tiny_data
+  c.model.output_head, c.model.colour_stats = "warp", True
+  c.data.flow_targets, c.loss.flow_weight = True, 1.0
+  c.optim.lr = 3e-3
+  c.train.num_steps = c.train.checkpoint_every = 4
+  c.train.batch_size, c.mesh.data = 4, 1
+  workdir = tmp_path_factory.mktemp("warp_run")
+  train.train_and_evaluate(c, str(workdir))
+  return str(workdir)

@@ -21,6 +21,7 @@ ROOMS = {
   "evaluate": {"models", "pretrained", "data", "parallel", "io"},
   "training": {"models", "pretrained", "data", "parallel", "io", "evaluate"},
   "convert": {"models", "pretrained", "data", "parallel", "io", "training"},
+  "serve": {"models", "pretrained", "data", "parallel", "io"},
 }
 
 

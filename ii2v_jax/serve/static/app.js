@@ -1,0 +1,393 @@
+// The poke page: drag on the image, the server renders, the video loops in
+// place. Positions and shoves travel as fractions of the image.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const stage = $("stage"), photo = $("photo"), box = $("box");
+const videoCanvas = $("video"), heatCanvas = $("heat"), svg = $("arrows");
+const SVG_NS = "http://www.w3.org/2000/svg";
+const MIN_DRAG_PX = 4;
+
+const state = {
+  info: null, image: null, pokes: [], video: null, timer: null,
+  heatMode: false, drag: null, seq: 0, busy: 0,
+};
+
+// ---- talking to the server -------------------------------------------------
+
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (e) {
+    throw new Error("cannot reach the server; is it still running?");
+  }
+  let body = null;
+  try { body = await response.json(); } catch (e) { /* not JSON */ }
+  if (!response.ok) {
+    const why = body && body.error ? body.error : `HTTP ${response.status}`;
+    throw new Error(why);
+  }
+  if (body === null) throw new Error("the server sent an unreadable answer");
+  return body;
+}
+
+const postJson = (path, value) => api(path, {
+  method: "POST", headers: {"content-type": "application/json"},
+  body: JSON.stringify(value),
+});
+
+function showError(message) { $("error").textContent = message || ""; }
+
+async function guarded(work) {
+  state.busy += 1;
+  document.body.classList.add("busy");
+  try {
+    showError("");
+    await work();
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    state.busy -= 1;
+    if (!state.busy) document.body.classList.remove("busy");
+  }
+}
+
+// ---- geometry: image fractions <-> the stage -------------------------------
+
+// The stage spans the image and the model's square (which reaches past the
+// image for the pad fit), in fractions of the image.
+function extent() {
+  const [bl, bt, bw, bh] = state.image.box;
+  return {x0: Math.min(0, bl), x1: Math.max(1, bl + bw),
+          y0: Math.min(0, bt), y1: Math.max(1, bt + bh)};
+}
+
+function pct(v, lo, hi) { return (100 * (v - lo) / (hi - lo)) + "%"; }
+
+function place(el, left, top, width, height) {
+  const e = extent();
+  el.style.left = pct(left, e.x0, e.x1);
+  el.style.top = pct(top, e.y0, e.y1);
+  el.style.width = (100 * width / (e.x1 - e.x0)) + "%";
+  el.style.height = (100 * height / (e.y1 - e.y0)) + "%";
+}
+
+function layout() {
+  if (!state.image) return;
+  const e = extent(), img = state.image;
+  const aspect = ((e.x1 - e.x0) * img.width) / ((e.y1 - e.y0) * img.height);
+  const maxW = $("left").clientWidth, maxH = window.innerHeight * 0.72;
+  const w = Math.min(maxW, maxH * aspect);
+  stage.style.width = w + "px";
+  stage.style.height = (w / aspect) + "px";
+  place(photo, 0, 0, 1, 1);
+  const [bl, bt, bw, bh] = img.box;
+  for (const el of [box, videoCanvas, heatCanvas]) place(el, bl, bt, bw, bh);
+  const dpr = window.devicePixelRatio || 1;
+  for (const c of [videoCanvas, heatCanvas]) {
+    c.width = Math.max(1, Math.round(c.clientWidth * dpr));
+    c.height = Math.max(1, Math.round(c.clientHeight * dpr));
+  }
+  drawArrows();
+  redrawHeat();
+}
+
+// Pointer position as fractions of the image.
+function fractions(event) {
+  const r = stage.getBoundingClientRect(), e = extent();
+  return [e.x0 + (e.x1 - e.x0) * (event.clientX - r.left) / r.width,
+          e.y0 + (e.y1 - e.y0) * (event.clientY - r.top) / r.height];
+}
+
+// ---- arrows ----------------------------------------------------------------
+
+function arrow(x, y, dx, dy, draft) {
+  const e = extent();
+  const line = document.createElementNS(SVG_NS, "line");
+  line.setAttribute("x1", pct(x, e.x0, e.x1));
+  line.setAttribute("y1", pct(y, e.y0, e.y1));
+  line.setAttribute("x2", pct(x + dx, e.x0, e.x1));
+  line.setAttribute("y2", pct(y + dy, e.y0, e.y1));
+  line.setAttribute("marker-end", "url(#head)");
+  if (draft) line.classList.add("draft");
+  const dot = document.createElementNS(SVG_NS, "circle");
+  dot.setAttribute("cx", pct(x, e.x0, e.x1));
+  dot.setAttribute("cy", pct(y, e.y0, e.y1));
+  dot.setAttribute("r", 4);
+  svg.append(line, dot);
+}
+
+function drawArrows() {
+  for (const el of [...svg.querySelectorAll("line, circle")]) el.remove();
+  if (!state.image) return;
+  for (const p of state.pokes) arrow(...p, false);
+  if (state.drag && state.drag.moved) arrow(...state.drag.poke, true);
+  updateControls();
+}
+
+// ---- the video -------------------------------------------------------------
+
+function stopVideo() {
+  clearInterval(state.timer);
+  state.timer = null;
+  state.video = null;
+  const ctx = videoCanvas.getContext("2d");
+  ctx.clearRect(0, 0, videoCanvas.width, videoCanvas.height);
+  videoCanvas.dataset.frame = "";
+}
+
+function drawFrame(i) {
+  const v = state.video, ctx = videoCanvas.getContext("2d");
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(v.sprite, 0, i * v.size, v.size, v.size,
+                0, 0, videoCanvas.width, videoCanvas.height);
+  videoCanvas.dataset.frame = String(i);
+}
+
+function play(answer, sprite) {
+  stopVideo();
+  state.video = {id: answer.video, sprite, size: answer.frame_size,
+                 count: answer.frame_count};
+  let i = 0;
+  drawFrame(0);
+  state.timer = setInterval(() => {
+    i = (i + 1) % state.video.count;
+    drawFrame(i);
+  }, 1000 / answer.fps);
+  for (const [id, ext] of [["mp4", "mp4"], ["gif", "gif"]]) {
+    $(id).href = `/api/export/${answer.video}.${ext}`;
+  }
+  updateControls();
+}
+
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error("the browser could not show the frames"));
+    img.src = src;
+  });
+}
+
+function describeTiming(t, what) {
+  return `${what}: server ${t.server_ms.toFixed(0)} ms ` +
+    `(queue ${t.queue_ms.toFixed(0)} ms, model ${t.compute_ms.toFixed(0)} ms ` +
+    `in a batch of ${t.batch})`;
+}
+
+async function render() {
+  const seq = ++state.seq;
+  if (!state.pokes.length) { stopVideo(); updateControls(); return; }
+  $("status").textContent = "rendering…";
+  await guarded(async () => {
+    const answer = await postJson("/api/poke",
+      {image: state.image.id, pokes: state.pokes});
+    const sprite = await loadImage(answer.frames);
+    if (seq !== state.seq) return;  // A newer poke is on its way.
+    play(answer, sprite);
+    const n = state.pokes.length;
+    $("status").textContent = describeTiming(answer.timing,
+      n === 1 ? "1 poke" : `${n} pokes`);
+  });
+  if (seq === state.seq && $("error").textContent) $("status").textContent = "";
+}
+
+// ---- heat map --------------------------------------------------------------
+
+function redrawHeat() {
+  const ctx = heatCanvas.getContext("2d");
+  ctx.clearRect(0, 0, heatCanvas.width, heatCanvas.height);
+  if (!state.heat) return;
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(state.heat, 0, 0, heatCanvas.width, heatCanvas.height);
+}
+
+async function heatAt(point) {
+  setHeatMode(false);
+  $("status").textContent = "poking this pixel many times…";
+  await guarded(async () => {
+    const answer = await postJson("/api/heatmap",
+      {image: state.image.id, point});
+    state.heat = await loadImage(answer.heatmap);
+    heatCanvas.dataset.ready = "1";
+    redrawHeat();
+    $("status").textContent = describeTiming(answer.timing,
+      `heat map of ${answer.pokes} pokes`) +
+      `; strongest motion ${answer.max_motion_px.toFixed(1)} px`;
+  });
+}
+
+function setHeatMode(on) {
+  state.heatMode = on;
+  stage.classList.toggle("heat-mode", on);
+  $("heatmap").classList.toggle("active", on);
+  $("hint").textContent = on
+    ? "Click a pixel: the colours show what moves with it."
+    : "Press on an object, drag the way it should move, release.";
+}
+
+function clearHeat() {
+  state.heat = null;
+  heatCanvas.dataset.ready = "";
+  redrawHeat();
+}
+
+// ---- pointer: press, drag, release -----------------------------------------
+
+stage.addEventListener("pointerdown", (event) => {
+  if (!state.image || event.button !== 0) return;
+  stage.setPointerCapture(event.pointerId);
+  const [x, y] = fractions(event);
+  state.drag = {x, y, cx: event.clientX, cy: event.clientY, moved: false,
+                poke: [x, y, 0, 0]};
+});
+
+stage.addEventListener("pointermove", (event) => {
+  const d = state.drag;
+  if (!d) return;
+  const [x, y] = fractions(event);
+  d.poke = [d.x, d.y, x - d.x, y - d.y];
+  d.moved = d.moved ||
+    Math.hypot(event.clientX - d.cx, event.clientY - d.cy) >= MIN_DRAG_PX;
+  drawArrows();
+});
+
+function release(event) {
+  const d = state.drag;
+  if (!d) return;
+  state.drag = null;
+  if (state.heatMode) { drawArrows(); heatAt([d.x, d.y]); return; }
+  if (!d.moved) {
+    drawArrows();
+    showError("Drag a little before releasing: the arrow is the shove.");
+    return;
+  }
+  if (state.pokes.length >= state.info.max_pokes) {
+    drawArrows();
+    showError(`At most ${state.info.max_pokes} pokes: undo or clear one first.`);
+    return;
+  }
+  state.pokes.push(d.poke);
+  clearHeat();
+  drawArrows();
+  render();
+}
+stage.addEventListener("pointerup", release);
+stage.addEventListener("pointercancel", () => { state.drag = null; drawArrows(); });
+
+// ---- buttons ---------------------------------------------------------------
+
+function updateControls() {
+  const n = state.pokes.length, max = state.info ? state.info.max_pokes : 0;
+  $("count").textContent = state.image
+    ? `${n} of ${max} pokes` + (n ? "" : ": drag on the image") : "";
+  $("undo").disabled = !n;
+  $("clear").disabled = !n && !state.heat;
+  $("continue").disabled = !state.video;
+  $("heatmap").disabled = !state.image;
+  for (const id of ["mp4", "gif"]) $(id).classList.toggle("disabled", !state.video);
+}
+
+$("undo").addEventListener("click", () => {
+  state.pokes.pop();
+  drawArrows();
+  render();
+});
+
+$("clear").addEventListener("click", () => {
+  state.pokes = [];
+  state.seq++;
+  stopVideo();
+  clearHeat();
+  drawArrows();
+  $("status").textContent = "";
+  showError("");
+});
+
+$("continue").addEventListener("click", () => guarded(async () => {
+  const image = await postJson("/api/continue", {video: state.video.id});
+  await setImage(image);
+  $("status").textContent = "The last frame is the new image: poke again.";
+}));
+
+$("heatmap").addEventListener("click", () => setHeatMode(!state.heatMode));
+
+document.addEventListener("keydown", (event) => {
+  if ((event.ctrlKey || event.metaKey) && event.key === "z" && state.pokes.length) {
+    event.preventDefault();
+    $("undo").click();
+  }
+});
+
+// ---- images ----------------------------------------------------------------
+
+async function setImage(image) {
+  state.seq++;
+  state.image = image;
+  state.pokes = [];
+  stopVideo();
+  clearHeat();
+  stage.classList.remove("no-image");
+  // Name the model's square only where it is not simply the whole image.
+  const whole = image.box.every((v, i) => Math.abs(v - [0, 0, 1, 1][i]) < 1e-9);
+  $("box-label").textContent = whole ? ""
+    : image.fit === "squash" ? "the model sees all of it, squashed"
+    : "the model sees this square";
+  $("box-label").hidden = whole;
+  photo.src = image.url;
+  await photo.decode().catch(() => {});
+  stage.dataset.image = image.id;
+  for (const el of $("gallery").children) {
+    el.classList.toggle("current", el.dataset.id === image.id);
+  }
+  layout();
+  updateControls();
+}
+
+$("file").addEventListener("change", () => guarded(async () => {
+  const file = $("file").files[0];
+  $("file").value = "";
+  if (!file) return;
+  if (file.size > state.info.max_upload_bytes) {
+    const mib = (state.info.max_upload_bytes / 2 ** 20).toFixed(0);
+    throw new Error(`That file is larger than ${mib} MiB; choose a smaller one.`);
+  }
+  $("status").textContent = "uploading…";
+  const image = await api(`/api/upload?fit=${$("fit").value}`,
+    {method: "POST", body: file});
+  await setImage(image);
+  $("status").textContent = `${image.width}x${image.height} image ready: drag on it.`;
+}));
+
+function fillGallery(images) {
+  for (const image of images) {
+    const img = document.createElement("img");
+    img.src = image.url;
+    img.alt = image.label;
+    img.title = image.label;
+    img.dataset.id = image.id;
+    img.addEventListener("click", () => guarded(() => setImage(image)));
+    $("gallery").append(img);
+  }
+}
+
+async function start() {
+  stage.classList.add("no-image");
+  updateControls();
+  await guarded(async () => {
+    state.info = await api("/api/info");
+    const m = state.info.model;
+    $("model").textContent = `model: ${m.workdir}, step ${m.step}, ` +
+      `${m.resolution}x${m.resolution}, ${m.num_frames} frames, ` +
+      `${m.parameters.toLocaleString()} parameters`;
+    $("fit").value = state.info.fit;
+    fillGallery(state.info.gallery);
+    if (state.info.default_image) await setImage(state.info.default_image);
+    document.body.dataset.ready = "1";
+  });
+}
+
+window.addEventListener("resize", layout);
+start();

@@ -1,0 +1,98 @@
+"""The web app in a real browser: Debian's chromium driven by Playwright.
+
+The server runs as `python -m ii2v_jax.serve` in a subprocess on a free
+loopback port. Without chromium this test fails and says how to install
+it (`make test` installs it when it runs as root).
+"""
+
+import re
+
+import numpy as np
+import pytest
+
+from ii2v_jax.io import video_io
+from tools import serve_browser
+
+
+def near_far(a, b, center, near, far):
+  diff = np.abs(a.astype(int) - b.astype(int)).mean(-1)
+  yy, xx = np.mgrid[: diff.shape[0], : diff.shape[1]]
+  dist = np.hypot(yy - center[0], xx - center[1])
+  return diff[dist < near].mean(), diff[dist > far].mean()
+
+
+def test_poke_continue_heat_map_export_and_errors(tiny_warp_workdir, tmp_path):
+  try:
+    serve_browser.chromium_path()
+  except RuntimeError as e:
+    pytest.fail(str(e))
+  (fx, fy, fdx, fdy), (row, col) = serve_browser.clip_poke(tiny_warp_workdir)
+  extra = ["--batch_sizes", "1,4"]
+  with serve_browser.running_server(tiny_warp_workdir, extra=extra) as (
+    url,
+    proc,
+    _,
+  ):
+    assert url.startswith("http://127.0.0.1:")
+    with serve_browser.browser_page() as page:
+      page_errors = []
+      page.on("pageerror", lambda e: page_errors.append(str(e)))
+      serve_browser.open_app(page, url)
+
+      # Drag on the image: the video plays in place with its server time.
+      serve_browser.drag(page, (fx, fy), (fdx, fdy))
+      serve_browser.wait_for_video(page)
+      assert re.search(r"1 poke: server \d+ ms", page.text_content("#status"))
+      count = page.evaluate("() => state.video.count")
+      first = serve_browser.stage_at_frame(page, 0)
+      last = serve_browser.stage_at_frame(page, count - 1)
+      side = first.shape[1]  # The default image is square: stage = image.
+      center = ((row + 0.5) * side / 64, (col + 0.5) * side / 64)
+      near, far = near_far(last, first, center, side * 6 / 64, side * 24 / 64)
+      assert near > 2.0 and far < 1.5, (near, far)
+      serve_browser.resume(page)
+
+      # Continue from here: the last frame becomes the image.
+      before = page.get_attribute("#stage", "data-image")
+      page.click("#continue")
+      page.wait_for_function(
+        "(id) => document.getElementById('stage').dataset.image !== id",
+        arg=before,
+      )
+      assert page.get_attribute("#video", "data-frame") == ""
+
+      # What moves with this pixel: a heat map over the image.
+      page.click("#heatmap")
+      box = page.locator("#photo").bounding_box()
+      page.mouse.click(
+        box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+      )
+      page.wait_for_selector("#heat[data-ready='1']", timeout=60_000)
+      assert "heat map of 4 pokes" in page.text_content("#status")
+
+      # Poke the continued image and export the MP4.
+      serve_browser.drag(page, (fx, fy), (fdx, fdy))
+      serve_browser.wait_for_video(page)
+      with page.expect_download() as download:
+        page.click("#mp4")
+      download.value.save_as(tmp_path / "poke.mp4")
+      video = video_io.read_video(tmp_path / "poke.mp4")
+      assert video.shape == (count, 64, 64, 3)
+
+      # A bad upload shows its message on the page.
+      page.set_input_files(
+        "#file",
+        files=[
+          {
+            "name": "notes.png",
+            "mimeType": "image/png",
+            "buffer": b"these are notes, not an image",
+          }
+        ],
+      )
+      page.wait_for_function(
+        "() => document.getElementById('error').textContent"
+        ".includes('cannot read image')"
+      )
+      assert page_errors == []
+    assert proc.poll() is None  # Still serving after all of it.
