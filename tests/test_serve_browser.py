@@ -5,13 +5,21 @@ loopback port. Without chromium this test fails and says how to install
 it (`make test` installs it when it runs as root).
 """
 
+import io
 import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ii2v_jax.io import video_io
 from tools import serve_browser
+
+
+def png_file(name, array) -> dict:
+  buf = io.BytesIO()
+  Image.fromarray(array).save(buf, "PNG")
+  return {"name": name, "mimeType": "image/png", "buffer": buf.getvalue()}
 
 
 def near_far(a, b, center, near, far):
@@ -93,6 +101,25 @@ def test_poke_continue_heat_map_export_and_errors(tiny_warp_workdir, tmp_path):
       page.wait_for_function(
         "() => document.getElementById('error').textContent"
         ".includes('cannot read image')"
+      )
+
+      # A wide photo: its centre crop is framed, a poke outside it is
+      # refused in words and its arrow taken back.
+      wide = np.zeros((60, 120, 3), np.uint8)
+      wide[:, 30:90] = 160
+      page.set_input_files("#file", files=[png_file("wide.png", wide)])
+      page.wait_for_function(
+        "() => /120x60 image ready/.test("
+        "document.getElementById('status').textContent)"
+      )
+      assert page.is_visible("#box-label")
+      serve_browser.drag(page, (0.1, 0.5), (0.05, 0))
+      page.wait_for_function(
+        "() => document.getElementById('error').textContent"
+        ".includes('centre crop')"
+      )
+      page.wait_for_function(
+        "() => document.querySelectorAll('#arrows line').length === 0"
       )
       assert page_errors == []
     assert proc.poll() is None  # Still serving after all of it.

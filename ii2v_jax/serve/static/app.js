@@ -177,10 +177,12 @@ function describeTiming(t, what) {
     `in a batch of ${t.batch})`;
 }
 
+// Renders the current pokes; false when the server refused them.
 async function render() {
   const seq = ++state.seq;
-  if (!state.pokes.length) { stopVideo(); updateControls(); return; }
+  if (!state.pokes.length) { stopVideo(); updateControls(); return true; }
   $("status").textContent = "rendering…";
+  let ok = false;
   await guarded(async () => {
     const answer = await postJson("/api/poke",
       {image: state.image.id, pokes: state.pokes});
@@ -190,8 +192,10 @@ async function render() {
     const n = state.pokes.length;
     $("status").textContent = describeTiming(answer.timing,
       n === 1 ? "1 poke" : `${n} pokes`);
+    ok = true;
   });
-  if (seq === state.seq && $("error").textContent) $("status").textContent = "";
+  if (seq === state.seq && !ok) $("status").textContent = "";
+  return ok || seq !== state.seq;
 }
 
 // ---- heat map --------------------------------------------------------------
@@ -272,7 +276,13 @@ function release(event) {
   state.pokes.push(d.poke);
   clearHeat();
   drawArrows();
-  render();
+  render().then((ok) => {
+    // A refused poke (say, outside the model's square) is taken back.
+    if (!ok && state.pokes[state.pokes.length - 1] === d.poke) {
+      state.pokes.pop();
+      drawArrows();
+    }
+  });
 }
 stage.addEventListener("pointerup", release);
 stage.addEventListener("pointercancel", () => { state.drag = null; drawArrows(); });
