@@ -47,6 +47,25 @@ def _gib(n: float) -> str:
   return f"{n / 2**30:.2f} GiB"
 
 
+def state_bytes_line(config, abstract) -> str:
+  """Per-device bytes of parameters and optimizer state on the run's mesh."""
+  fsdp = config.mesh.get("fsdp", 1)
+  if jax.device_count() % fsdp:
+    return f"per device: mesh.fsdp={fsdp} does not divide the devices"
+  mesh = sharding.make_mesh(config.mesh.data, num_fsdp=fsdp)
+  parts = {}
+  for name in ("params", "opt"):
+    tree = abstract[name]
+    parts[name] = sharding.bytes_per_device(
+      tree, sharding.state_shardings(tree, mesh)
+    )
+  return (
+    f"per device (mesh data {mesh.shape['data']} x fsdp {fsdp}): "
+    f"parameters {_gib(parts['params'])}, "
+    f"optimizer state {_gib(parts['opt'])}"
+  )
+
+
 def describe(config, *, compile_step: bool = True) -> int:
   """Prints the description; returns the generator's parameter count."""
   print(config)
@@ -61,6 +80,7 @@ def describe(config, *, compile_step: bool = True) -> int:
   for label, sub in rows:
     print(f"  {label:<24} {build.count_params(sub):>12,}")
   total = build.count_params(abstract["params"])
+  print(state_bytes_line(config, abstract))
   if compile_step:
     flops, mem = step_cost(
       config, graphdef, discs, abstract, optimizers, schedules
