@@ -15,9 +15,7 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-from ii2v_jax.data import augment
-from ii2v_jax.data import flow_targets
-from ii2v_jax.data import poke
+from ii2v_jax.data import augment, flow_targets, poke
 
 # Optional ground-truth tracks some datasets store: (T+1, J, 2) pixel
 # (x, y) joint positions, padded, and how many are real.
@@ -149,12 +147,45 @@ def check_source(source, data_cfg) -> None:
     )
 
 
-def train_iterator(data_cfg, *, local_batch: int, seed: int):
+class HostRows(grain.MapDataset):
+  """The rows of each global batch that one process feeds, in order.
+
+  Every process reads the same seeded global clip order and keeps its
+  `local_batch` rows of each `global_batch`, so the global batch does not
+  depend on how many processes assemble it.
+  """
+
+  def __init__(self, parent, *, global_batch: int, local_batch: int, index):
+    super().__init__(parent)
+    self._global, self._local = global_batch, local_batch
+    self._offset = index * local_batch
+
+  def __len__(self) -> int:
+    return len(self._parent) // self._global * self._local
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      return self.slice(index)
+    batch, row = divmod(index, self._local)
+    return self._parent[batch * self._global + self._offset + row]
+
+
+def train_iterator(
+  data_cfg,
+  *,
+  local_batch: int,
+  seed: int,
+  process_index: int | None = None,
+  process_count: int | None = None,
+):
   """Endless, shuffled, augmented, checkpointable batch iterator.
 
   Returns the grain iterator (it has `get_state`/`set_state`) and the
-  number of clips in the split.
+  number of clips in the split. The iterator state is the same on every
+  process at a given step.
   """
+  if process_index is None:
+    process_index, process_count = jax.process_index(), jax.process_count()
   source = open_split(data_cfg.data_dir, data_cfg.name, data_cfg.train_split)
   check_source(source, data_cfg)
   if len(source) < local_batch:
@@ -162,9 +193,14 @@ def train_iterator(data_cfg, *, local_batch: int, seed: int):
       f"train split has {len(source)} clips, fewer than a batch ({local_batch})"
     )
   ds = grain.MapDataset.source(source)
-  ds = ds[jax.process_index() :: jax.process_count()]
   ds = ds.shuffle(seed=seed).repeat(reseed_each_epoch=True)
   ds = ds.random_map(transform_from_config(data_cfg, train=True), seed=seed)
+  ds = HostRows(
+    ds,
+    global_batch=local_batch * process_count,
+    local_batch=local_batch,
+    index=process_index,
+  )
   ds = ds.batch(local_batch, drop_remainder=True)
   read = grain.ReadOptions(
     num_threads=data_cfg.num_threads, prefetch_buffer_size=data_cfg.prefetch
