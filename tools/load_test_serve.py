@@ -2,6 +2,7 @@
 
   python tools/load_test_serve.py [--workdir runs/synthetic]
       [--data_dir data] [--clients 100] [--pokes 5] [--time_limit 600]
+      [--batch_sizes 1,4,16]
 
 Starts `python -m ii2v_jax.serve` on 127.0.0.1 (a free port), then
 `clients` threads each send `pokes` pokes (1 to 3 arrows at random
@@ -108,8 +109,9 @@ def main(argv=None) -> int:
   p.add_argument("--clients", type=int, default=100)
   p.add_argument("--pokes", type=int, default=5)
   p.add_argument("--time_limit", type=float, default=600)
+  p.add_argument("--batch_sizes", default="1,4,16")
   args = p.parse_args(argv)
-  extra = ["--host", "127.0.0.1"]
+  extra = ["--host", "127.0.0.1", "--batch_sizes", args.batch_sizes]
   extra += ["--data_dir", args.data_dir] if args.data_dir else []
   with serve_browser.running_server(args.workdir, extra=extra) as (
     url,

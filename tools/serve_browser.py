@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     (fx, fy, fdx, fdy), _ = clip_poke(args.workdir, args.data_dir)
   extra = ["--data_dir", args.data_dir] if args.data_dir else []
   with running_server(args.workdir, extra=extra) as (url, _, _):
-    with browser_page() as page:
+    with browser_page(width=1180, height=740) as page:
       open_app(page, url)
       drag(page, (fx, fy), (fdx, fdy))
       wait_for_video(page)
