@@ -8,6 +8,7 @@ under random ids (bounded, least recently used out); `app` is the
 Starlette application (the page, uploads, pokes, exports, JSON errors) and
 `static/` the page itself (plain HTML, JS and CSS, nothing from the
 network). Images and pokes go through `data.user_image`, the sampling
-CLI's mapping. May import models, data, io, parallel and pretrained; never
-training, evaluate or convert.
+CLI's mapping. May import models, data, io, parallel and pretrained (and
+the top-level `flow` package: DIS flow measures the heat map's motion);
+never training, evaluate or convert.
 """

@@ -56,6 +56,8 @@ class Server:
     }
     self.images = store.LruStore(capacity)
     self.videos = store.LruStore(4 * capacity)
+    # Large uploads decode to ~120 MB each: at most two at a time.
+    self.decoding = asyncio.Semaphore(2)
     self.default = None
     self.gallery = []
     self.requests = 0
@@ -170,13 +172,13 @@ async def upload(request, server: Server):
   if fit not in user_image.FITS:
     raise ApiError(400, f"fit must be one of {', '.join(user_image.FITS)}")
   data = await validate.read_body(request, server.caps["max_bytes"])
-  try:
-    decoded = await run_in_threadpool(
-      functools.partial(user_image.decode_image, data, **server.caps)
-    )
-  except user_image.ImageError as e:
-    raise ApiError(413 if e.too_large else 400, str(e)) from None
-  entry = await run_in_threadpool(server.add_image, decoded, fit, "upload")
+  decode = functools.partial(user_image.decode_image, data, **server.caps)
+  async with server.decoding:
+    try:
+      decoded = await run_in_threadpool(decode)
+    except user_image.ImageError as e:
+      raise ApiError(413 if e.too_large else 400, str(e)) from None
+    entry = await run_in_threadpool(server.add_image, decoded, fit, "upload")
   return JSONResponse(entry.describe())
 
 
