@@ -44,9 +44,13 @@ def parse(argv: list[str]) -> list[str]:
   """absl's flags parser: a flag or config-file error is one line, exit 2."""
   try:
     validate.check_argv(argv)
-    FLAGS.unparse_flags()  # Parsed afresh when called again in-process.
+    # Parsed afresh when called again in-process (tests): config_flags
+    # defines one flag per override, which may not be defined twice.
+    for name in [n for n in FLAGS if n.startswith("config.")]:
+      delattr(FLAGS, name)
+    FLAGS.unparse_flags()
     rest = FLAGS(argv)
-    FLAGS.config.get("seed")  # A file that failed to load raises here.
+    validate.check_loaded(FLAGS.config, argv)
   except Exception as e:  # noqa: BLE001 (the config file is user code)
     known = isinstance(e, validate.ConfigError)
     text = str(e) if known else validate.flag_error(e, argv)

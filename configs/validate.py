@@ -12,6 +12,7 @@ import math
 import pathlib
 import re
 
+import ml_collections
 from absl import flags
 
 from configs import default
@@ -233,8 +234,23 @@ def check_argv(argv) -> None:
       raise ConfigError(f"{text}: unknown config key {key}{hint}")
 
 
+def check_loaded(config, argv) -> None:
+  """The config file gave a ConfigDict (a file that failed to load
+  raises its error on first use)."""
+  if isinstance(config, ml_collections.ConfigDict):
+    return
+  if type(config).__name__ == "_ErrorConfig":
+    config.get("seed")  # Raises the load error.
+  raise ConfigError(
+    f"--config {config_path(argv)}: get_config() returned "
+    f"{type(config).__name__}, not an ml_collections.ConfigDict"
+  )
+
+
 def flag_error(e: BaseException, argv) -> str:
   """One line for an error absl or the config file raised while parsing."""
+  if "--config must have a value" in str(e) and config_path(argv):
+    return f"--config {config_path(argv)}: get_config() returned None"
   lines = [line.strip() for line in str(e).splitlines() if line.strip()]
   text = lines[-1] if "Traceback" in str(e) else (lines or [repr(e)])[0]
   if "Traceback" in str(e) or not isinstance(e, flags.Error):

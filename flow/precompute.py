@@ -100,13 +100,12 @@ def check_manifest(out_dir: pathlib.Path, manifest: dict) -> None:
   keys = sorted(set(stored) | set(manifest))
   diff = [k for k in keys if stored.get(k) != manifest.get(k)]
   if diff:
-    lines = [
-      f"  {k}: stored {stored.get(k)}, now {manifest.get(k)}" for k in diff
-    ]
+    what = "; ".join(
+      f"{k}: stored {stored.get(k)}, now {manifest.get(k)}" for k in diff
+    )
     raise SettingsMismatchError(
-      f"{out_dir} holds flow computed with other settings:\n"
-      + "\n".join(lines)
-      + "\nuse another --out directory, or delete this one to start over"
+      f"{out_dir} holds flow computed with other settings ({what}): use "
+      "another --out directory, or delete this one to start over"
     )
 
 

@@ -1,5 +1,7 @@
 """Tests of flow precomputation: outputs, resume after a kill, bad input."""
 
+import contextlib
+import io
 import os
 import pathlib
 import signal
@@ -244,3 +246,27 @@ def test_one_run_per_output_directory(tmp_path):
       precompute.precompute(src, out, progress=False)
   os.remove(out / precompute.LOCK)
   assert precompute.precompute(src, out, progress=False).computed == ["a"]
+
+
+def test_a_rejected_run_writes_nothing_and_the_corrected_one_runs(tmp_path):
+  src = tmp_path / "src"
+  _write_video(src / "a.mp4", 3, seed=0)
+  out = tmp_path / "out"
+  (tmp_path / "file").write_text("x")
+  bad = [
+    (["--preset", "bogus"], "--preset 'bogus': choose one of"),
+    (["--method", "raft"], "--weights: RAFT needs"),
+    (["--lag", "0"], "--lag: 0 must be >= 1"),
+    (["--out", str(tmp_path / "file")], "is a file, not a directory"),
+  ]
+  for extra, words in bad:
+    err = io.StringIO()
+    argv = ["--no_progress", "--frames", str(src), "--out", str(out), *extra]
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as done:
+      sys.exit(precompute.main(argv))
+    assert done.value.code == 2 and err.getvalue().count("\n") == 1
+    assert words in err.getvalue(), err.getvalue()
+    assert not out.exists()
+  argv = ["--no_progress", "--frames", str(src), "--out", str(out)]
+  assert precompute.main(argv + ["--preset", "fast"]) == 0
+  assert (out / precompute.MANIFEST).exists()

@@ -6,6 +6,7 @@ at the devices, the prepared dataset and the workdir. Each failure is one
 valid (launch.py prints it and exits with status 2).
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -26,14 +27,7 @@ SHAPE_KEYS = ("model.", "data.resolution")
 def check_devices(config, typed: dict) -> int:
   """mesh.data against the visible devices, the batch against the mesh;
   returns the number of devices on the data axis."""
-  # jax logs at INFO each platform it could not open (e.g. no libtpu).
-  quiet = logging.getLogger("jax._src.xla_bridge")
-  level = quiet.level
-  quiet.setLevel(logging.WARNING)
-  try:
-    count = len(jax.devices())
-  finally:
-    quiet.setLevel(level)
+  count = len(jax.devices())
   n = count if config.mesh.data == -1 else config.mesh.data
   if n > count:
     validate.fail(
@@ -167,10 +161,26 @@ def _check_clip_shape(source, config, typed: dict) -> None:
     )
 
 
+@contextlib.contextmanager
+def _quiet():
+  """INFO records of the checks (jax's platforms, TFDS's dataset info)
+  stay off the console: the run's own logs go to its workdir later."""
+  loggers = [logging.getLogger(n) for n in ("absl", "jax._src.xla_bridge")]
+  levels = [x.level for x in loggers]
+  for x in loggers:
+    x.setLevel(logging.WARNING)
+  try:
+    yield
+  finally:
+    for x, level in zip(loggers, levels):
+      x.setLevel(level)
+
+
 def check_run(config, workdir: str | None, typed: dict, train: bool) -> None:
   """Everything a run needs before it starts (train: data and workdir)."""
   validate.check_config(config, typed)
-  num_devices = check_devices(config, typed)
-  if train:
-    check_workdir(workdir, config, typed)
-    check_data(config, typed, num_devices)
+  with _quiet():
+    num_devices = check_devices(config, typed)
+    if train:
+      check_workdir(workdir, config, typed)
+      check_data(config, typed, num_devices)
