@@ -11,10 +11,13 @@ Without --flow_* flags the stored flow is the tuned DIS default; any
 
 import argparse
 import pathlib
+import sys
 import time
 
 from datasets.articulated_pokes import articulated_pokes_dataset_builder as apb
 from datasets.articulated_pokes import clips
+from datasets.video_common import cli
+from flow import estimators, usage
 
 
 def build(
@@ -61,23 +64,38 @@ def flow_options(args: argparse.Namespace) -> dict:
 
 
 def _parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = usage.Parser(description=__doc__.splitlines()[0])
   parser.add_argument("--data_dir", required=True)
-  parser.add_argument("--resolution", type=int, default=64)
-  parser.add_argument("--num_train", type=int, default=apb.NUM_TRAIN)
-  parser.add_argument("--num_test", type=int, default=apb.NUM_TEST)
-  parser.add_argument("--num_frames", type=int, default=clips.NUM_FRAMES)
+  parser.add_argument("--resolution", type=cli.resolution, default=64)
+  count = usage.at_least(1)
+  parser.add_argument("--num_train", type=count, default=apb.NUM_TRAIN)
+  parser.add_argument("--num_test", type=count, default=apb.NUM_TEST)
+  parser.add_argument(
+    "--num_frames", type=usage.at_least(2), default=clips.NUM_FRAMES
+  )
   parser.add_argument("--flow_method", default="dis", choices=("dis", "raft"))
   parser.add_argument("--flow_preset", help="DIS preset (default: tuned)")
   parser.add_argument("--flow_weights", help="RAFT .npz (flow.raft_convert)")
   parser.add_argument("--flow_variant", choices=("large", "small"))
-  parser.add_argument("--flow_iters", type=int, help="RAFT iterations")
-  parser.add_argument("--flow_min_size", type=int, help="default 256")
+  parser.add_argument(
+    "--flow_iters", type=usage.at_least(1), help="RAFT iterations"
+  )
+  parser.add_argument(
+    "--flow_min_size", type=usage.at_least(0), help="default 256"
+  )
   return parser
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
+  options = flow_options(args)
+  try:
+    estimators.check_options(args.flow_method, options)
+    usage.writable_dir(args.data_dir, "--data_dir")
+  except ValueError as e:  # Option errors start with the option's name.
+    text = str(e) if str(e).startswith("--") else f"--flow_{e}"
+    print(f"error: {text}", file=sys.stderr)
+    return 2
   start = time.perf_counter()
   builder = build(
     args.data_dir,
@@ -86,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     num_test=args.num_test,
     num_frames=args.num_frames,
     flow_method=args.flow_method,
-    flow_options=flow_options(args),
+    flow_options=options,
   )
   seconds = time.perf_counter() - start
   splits = builder.info.splits
@@ -96,7 +114,8 @@ def main(argv: list[str] | None = None) -> None:
   print(f"examples: {counts}")
   print(f"disk:     {disk_usage(builder.data_dir) / 2**20:.1f} MiB")
   print(f"time:     {seconds:.1f} s")
+  return 0
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())
