@@ -93,10 +93,32 @@ def _video_folder(argv: list[str]):
   return build.main(argv)
 
 
+def _module_main(module: str):
+  """The `main(argv)` of a `python -m` module, imported on first use."""
+
+  def call(argv: list[str]):
+    import importlib
+
+    name = module + ".__main__" if module.count(".") == 1 else module
+    try:
+      return importlib.import_module(module).main(argv)
+    except AttributeError:
+      return importlib.import_module(name).main(argv)
+
+  return call
+
+
 ENTRIES = {
   "launch": Entry(_launch, (str(ROOT / "launch.py"),)),
   "precompute": Entry(_precompute, ("-m", "flow.precompute")),
   "video_folder": Entry(_video_folder, ("-m", "datasets.video_folder.build")),
+  "sample": Entry(_module_main("ii2v_jax.sample"), ("-m", "ii2v_jax.sample")),
+  "evaluate": Entry(
+    _module_main("ii2v_jax.evaluate.protocol"), ("-m", "ii2v_jax.evaluate")
+  ),
+  "convert": Entry(
+    _module_main("ii2v_jax.convert.converter"), ("-m", "ii2v_jax.convert")
+  ),
 }
 
 
