@@ -289,7 +289,7 @@ def heat_overlay(heat_hw: np.ndarray, floor_px: float = 0.5) -> np.ndarray:
   norm = np.clip(heat_hw / max(float(heat_hw.max()), floor_px), 0, 1)
   level = (norm * 255).astype(np.uint8)
   bgr = cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)
-  rgba = np.dstack([bgr[..., ::-1], (40 + 190 * norm).astype(np.uint8)])
+  rgba = np.dstack([bgr[..., ::-1], (230 * norm).astype(np.uint8)])
   return np.ascontiguousarray(rgba)
 
 

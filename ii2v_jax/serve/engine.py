@@ -8,6 +8,7 @@ pixel" is one batch of random pokes at that pixel.
 import dataclasses
 import time
 
+import cv2
 import jax
 import numpy as np
 
@@ -18,6 +19,7 @@ from ii2v_jax.models import inference
 BATCH_SIZES = (1, 4, 16)
 # Random heat-map shoves: a fraction of the model side, at every angle.
 HEAT_SHOVE = (0.05, 0.15)
+CHANGE = 8  # uint8 levels: smaller colour changes are not motion.
 
 
 @dataclasses.dataclass
@@ -114,11 +116,22 @@ def heat_pokes(row: int, col: int, info: ModelInfo, count: int, seed=0):
 
 
 def motion_heat(x0_hw3: np.ndarray, videos_nthw3: np.ndarray) -> np.ndarray:
-  """Per-pixel motion, x0 -> last frame (DIS flow), averaged over pokes.
+  """How far each pixel of x0 moves by the last frame, mean over pokes.
+
+  DIS flow x0 -> x_T, kept only near pixels whose colour changes in some
+  frame (by more than CHANGE levels): on flat, static background DIS
+  reports small spurious motion, and a pixel that never changes colour
+  did not visibly move.
 
   Returns (S, S) float32 in pixels of the model grid.
   """
   last = videos_nthw3[:, -1]
   first = np.repeat(x0_hw3[None], len(last), axis=0)
-  flow = estimators.dis_flow(first, last, preset="fast", min_size=128)
-  return np.hypot(flow[..., 0], flow[..., 1]).mean(axis=0).astype(np.float32)
+  flows = estimators.dis_flow(first, last, preset="medium", min_size=128)
+  near = np.ones((5, 5), np.uint8)
+  heat = np.zeros(x0_hw3.shape[:2], np.float32)
+  for flow, video in zip(flows, videos_nthw3):
+    diff = np.abs(video.astype(np.int16) - x0_hw3).max(axis=(0, 3))
+    moved = cv2.dilate((diff > CHANGE).astype(np.uint8), near) > 0
+    heat += np.hypot(flow[..., 0], flow[..., 1]) * moved
+  return heat / len(flows)

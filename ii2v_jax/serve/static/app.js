@@ -82,6 +82,8 @@ function layout() {
   stage.style.width = w + "px";
   stage.style.height = (w / aspect) + "px";
   place(photo, 0, 0, 1, 1);
+  place($("imgframe"), 0, 0, 1, 1);
+  stage.classList.toggle("pad", img.fit === "pad");
   const [bl, bt, bw, bh] = img.box;
   for (const el of [box, videoCanvas, heatCanvas]) place(el, bl, bt, bw, bh);
   const dpr = window.devicePixelRatio || 1;
@@ -346,6 +348,9 @@ async function setImage(image) {
     : image.fit === "squash" ? "the model sees all of it, squashed"
     : "the model sees this square";
   $("box-label").hidden = whole;
+  if (image.fit === "pad") {
+    $("box-label").textContent = "the model sees this square (dotted: your image)";
+  }
   photo.src = image.url;
   await photo.decode().catch(() => {});
   stage.dataset.image = image.id;
