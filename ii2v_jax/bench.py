@@ -1,8 +1,11 @@
 """Benchmarks: sampling latency, train steps, input pipeline, matmul peak.
 
   python -m ii2v_jax.bench [--data_dir data] [--out bench_results]
-      [--repeats 5] [--only matmul,sample_64,sample_128,train_step,
-      train_step_pixel_loss,train_step_gan,input]
+      [--repeats 5] [--only matmul,sample_64,sample_128,sample_64_b8,
+      train_step,train_step_pixel_loss,train_step_gan,input]
+
+`sample_<S>` is a 10-frame rollout at batch 1 and SxS; `sample_<S>_b<B>`
+the same at batch B (also reported per clip).
 
 Prints a Markdown table and writes `<out>/bench.json`. Each timed program
 reports XLA's FLOP count and the achieved FLOP/s beside the machine's
@@ -31,6 +34,7 @@ ALL = (
   "matmul",
   "sample_64",
   "sample_128",
+  "sample_64_b8",
   "train_step",
   "train_step_pixel_loss",
   "train_step_gan",
@@ -70,20 +74,37 @@ def reference_config(resolution: int, batch: int):
   return c
 
 
-def bench_sample(resolution: int, repeats: int) -> dict:
-  c = reference_config(resolution, 1)
+def sample_workload(resolution: int, batch: int = 1):
+  """(rollout fn, its unrolled twin, args) at reference widths."""
+  c = reference_config(resolution, batch)
   graphdef, params = build.split_generator(build.build_generator(c))
   from ii2v_jax.models import inference
 
   roll = inference.make_rollout_fn(graphdef, 10)
   unrolled = inference.make_rollout_fn(graphdef, 10, unroll=True)
-  x0 = jnp.zeros((1, resolution, resolution, 3))
-  pk = jnp.zeros((1, resolution, resolution, 2))
-  return {
+  x0 = jnp.zeros((batch, resolution, resolution, 3))
+  pk = jnp.zeros((batch, resolution, resolution, 2))
+  return roll, unrolled, (params, x0, pk)
+
+
+def bench_sample(resolution: int, repeats: int, batch: int = 1) -> dict:
+  roll, unrolled, (params, x0, pk) = sample_workload(resolution, batch)
+  out = {
     "seconds": timed(roll, params, x0, pk, repeats=repeats),
     "flops": flops_of(unrolled, params, x0, pk),
-    "what": f"rollout 10 frames, batch 1, {resolution}x{resolution}",
+    "what": f"rollout 10 frames, batch {batch}, {resolution}x{resolution}",
   }
+  if batch > 1:
+    out["batch"] = batch
+    out["seconds_per_clip"] = out["seconds"] / batch
+  return out
+
+
+def parse_sample(name: str) -> tuple[int, int]:
+  """'sample_64' -> (64, 1); 'sample_64_b8' -> (64, 8)."""
+  parts = name.split("_")[1:]
+  batch = int(parts[1][1:]) if len(parts) > 1 else 1
+  return int(parts[0]), batch
 
 
 TRAIN_STEPS = {
@@ -94,8 +115,8 @@ TRAIN_STEPS = {
 }
 
 
-def bench_train_step(name: str, repeats: int) -> dict:
-  """One full iteration at reference widths, 64x64 (see TRAIN_STEPS)."""
+def train_workload(name: str):
+  """(jitted step, state, batch, vgg params) of a TRAIN_STEPS entry."""
   batch, layers, gans = TRAIN_STEPS[name]
   c = reference_config(64, batch)
   if layers is not None:
@@ -117,6 +138,13 @@ def bench_train_step(name: str, repeats: int) -> dict:
     "video": rng.integers(0, 255, (batch, 11, 64, 64, 3), dtype=np.uint8),
     "poke": rng.normal(size=(batch, 64, 64, 2)).astype(np.float32),
   }
+  return step, st, b, vgg
+
+
+def bench_train_step(name: str, repeats: int) -> dict:
+  """One full iteration at reference widths, 64x64 (see TRAIN_STEPS)."""
+  batch, layers, gans = TRAIN_STEPS[name]
+  step, st, b, vgg = train_workload(name)
   compiled = step.lower(st, b, vgg).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -193,6 +221,12 @@ def table(results: dict, peak: float | None) -> str:
       f"{'' if rate is None or not peak else f'{100 * rate / peak:.0f} %'} | "
       f"{_gib(r.get('compiled_memory_bytes'))} |"
     )
+    if "seconds_per_clip" in r:
+      rows[-1] = rows[-1].replace(
+        f"{r['seconds'] * 1e3:,.1f} ms",
+        f"{r['seconds'] * 1e3:,.1f} ms ({r['seconds_per_clip'] * 1e3:,.1f}"
+        " ms/clip)",
+      )
     if "clips_per_second" in r:
       rows[-1] = rows[-1].replace(
         f"{r['seconds'] * 1e3:,.1f} ms", f"{r['clips_per_second']:,.1f} clips/s"
@@ -213,7 +247,8 @@ def main(argv=None) -> None:
     if name == "matmul":
       results[name] = bench_matmul(args.repeats)
     elif name.startswith("sample_"):
-      results[name] = bench_sample(int(name.split("_")[1]), args.repeats)
+      res, batch = parse_sample(name)
+      results[name] = bench_sample(res, args.repeats, batch)
     elif name.startswith("train_step"):
       results[name] = bench_train_step(name, args.repeats)
     elif name == "input":
