@@ -167,3 +167,34 @@ def test_bad_places_are_refused(tmp_path):
     ["--source", str(tmp_path / "missing"), "--data_dir", str(tmp_path / "d")]
   )
   assert status == 2 and "missing" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+  "extra, message",
+  [
+    (["--resolution", "96"], "--resolution: 96 is not a power of two"),
+    (["--flow_preset", "slow"], "--flow_preset 'slow': choose one of"),
+    (["--flow_method", "raft"], "--flow_weights: RAFT needs"),
+    (["--flow_target", "11"], "--flow_target 11: must be below"),
+    (["--frame_spacing", "0"], "--frame_spacing: 0 must be >= 1"),
+    (["--num_frames", "1"], "--num_frames: 1 must be >= 2"),
+    (["--exclude_object_8", "maybe"], "'maybe' is not true or false"),
+  ],
+)
+def test_paper_builders_refuse_bad_flags_in_one_line(tmp_path, extra, message):
+  from datasets.plants import build as plants_build
+  from datasets.plants import plants_dataset_builder as plants
+  from datasets.video_common import cli
+
+  (tmp_path / "raw").mkdir()
+  argv = ["--manual_dir", str(tmp_path / "raw")]
+  argv += ["--data_dir", str(tmp_path / "data"), *extra]
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    try:
+      status = cli.main_manual(plants.Builder, plants_build.__doc__, argv)
+    except SystemExit as e:
+      status = e.code
+  assert status == 2 and err.getvalue().count("\n") == 1, err.getvalue()
+  assert err.getvalue().startswith("error: ") and message in err.getvalue()
+  assert not (tmp_path / "data").exists()

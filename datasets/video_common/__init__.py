@@ -9,6 +9,7 @@ A builder lists its videos as `VideoJob`s per split and yields
   frames   square crop / squash, the reference's resizes of frames and flow
   masks    GrabCut foreground masks for poke sampling (the reference's)
   clips    ClipSpec, VideoJob, video_examples (decode, sample, flow)
+  cuts     scene cuts between a clip's frames (clips spanning one dropped)
   probe    frame counts and ffmpeg's reason for an unreadable file
   splits   videos into train / test: by ratio, by file lists, by time
   runner   worker processes in job order, progress bars, skip reporting

@@ -21,6 +21,14 @@ FLOW_FLAGS = {
 }
 
 
+def boolean(text: str) -> bool:
+  """An argparse `type`: true / false (also 1 / 0, yes / no)."""
+  word = text.strip().lower()
+  if word not in ("1", "true", "yes", "0", "false", "no"):
+    raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+  return word in ("1", "true", "yes")
+
+
 def resolution(text: str) -> int:
   """An argparse `type`: what the model takes, 16 * 2**k >= 32."""
   value = usage.at_least(32)(text)
@@ -211,11 +219,7 @@ def manual_parser(builder_cls, doc: str, **defaults) -> argparse.ArgumentParser:
   parser.add_argument("--data_dir", required=True)
   parser.add_argument("--overwrite", action="store_true")
   for key, value in builder_cls.OPTIONS.items():
-    kind = (
-      (lambda s: s.lower() in ("1", "true", "yes"))
-      if isinstance(value, bool)
-      else type(value)
-    )
+    kind = boolean if isinstance(value, bool) else type(value)
     parser.add_argument(f"--{key}", type=kind, default=value)
   spec = dataclasses.asdict(builder_cls.DEFAULT_SPEC)
   spec.pop("flow_options")
