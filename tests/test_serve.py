@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import logging
+import socket
 import subprocess
 import sys
 import types
@@ -382,3 +383,12 @@ def test_main_warns_off_loopback_and_needs_a_checkpoint(tmp_path):
   assert "no checkpoint" in proc.stderr and "make demo" in proc.stderr
   assert serve_main.is_loopback("127.0.0.1") and serve_main.is_loopback("::1")
   assert not serve_main.is_loopback("0.0.0.0")
+
+
+def test_main_says_when_the_port_is_taken(tiny_warp_workdir):
+  with socket.socket() as busy:
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    with pytest.raises(SystemExit, match="cannot listen on 127.0.0.1"):
+      serve_main.main(["--workdir", tiny_warp_workdir, "--port", str(port)])
