@@ -29,12 +29,83 @@ def near_far(a, b, center, near, far):
   return diff[dist < near].mean(), diff[dist > far].mean()
 
 
+def poke_moves_the_part_near_the_poke(page, poke, cell) -> int:
+  """Drags; the video plays in place; returns its frame count."""
+  serve_browser.drag(page, poke[:2], poke[2:])
+  serve_browser.wait_for_video(page)
+  assert re.search(r"1 poke: server \d+ ms", page.text_content("#status"))
+  count = page.evaluate("() => state.video.count")
+  first = serve_browser.stage_at_frame(page, 0)
+  last = serve_browser.stage_at_frame(page, count - 1)
+  side = first.shape[1]  # The default image is square: stage = image.
+  center = ((cell[0] + 0.5) * side / 64, (cell[1] + 0.5) * side / 64)
+  near, far = near_far(last, first, center, side * 6 / 64, side * 24 / 64)
+  assert near > 2.0 and far < 1.5, (near, far)
+  serve_browser.resume(page)
+  return count
+
+
+def continue_from_here(page) -> None:
+  before = page.get_attribute("#stage", "data-image")
+  page.click("#continue")
+  page.wait_for_function(
+    "(id) => document.getElementById('stage').dataset.image !== id",
+    arg=before,
+  )
+  assert page.get_attribute("#video", "data-frame") == ""
+
+
+def heat_map_at(page, fx, fy) -> None:
+  page.click("#heatmap")
+  box = page.locator("#photo").bounding_box()
+  page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+  page.wait_for_selector("#heat[data-ready='1']", timeout=60_000)
+  assert "heat map of 4 pokes" in page.text_content("#status")
+
+
+def export_mp4(page, poke, path) -> np.ndarray:
+  serve_browser.drag(page, poke[:2], poke[2:])
+  serve_browser.wait_for_video(page)
+  with page.expect_download() as download:
+    page.click("#mp4")
+  download.value.save_as(path)
+  return video_io.read_video(path)
+
+
+def mistakes_are_said_in_words(page) -> None:
+  """A bad upload; an off-crop poke on a wide photo, its arrow taken back."""
+  notes = b"these are notes, not an image"
+  page.set_input_files(
+    "#file",
+    files=[{"name": "notes.png", "mimeType": "image/png", "buffer": notes}],
+  )
+  page.wait_for_function(
+    "() => document.getElementById('error').textContent"
+    ".includes('cannot read image')"
+  )
+  wide = np.zeros((60, 120, 3), np.uint8)
+  wide[:, 30:90] = 160
+  page.set_input_files("#file", files=[png_file("wide.png", wide)])
+  page.wait_for_function(
+    "() => /120x60 image ready/.test("
+    "document.getElementById('status').textContent)"
+  )
+  assert page.is_visible("#box-label")  # The centre crop is framed.
+  serve_browser.drag(page, (0.1, 0.5), (0.05, 0))
+  page.wait_for_function(
+    "() => document.getElementById('error').textContent.includes('centre crop')"
+  )
+  page.wait_for_function(
+    "() => document.querySelectorAll('#arrows line').length === 0"
+  )
+
+
 def test_poke_continue_heat_map_export_and_errors(tiny_warp_workdir, tmp_path):
   try:
     serve_browser.chromium_path()
   except RuntimeError as e:
     pytest.fail(str(e))
-  (fx, fy, fdx, fdy), (row, col) = serve_browser.clip_poke(tiny_warp_workdir)
+  poke, cell = serve_browser.clip_poke(tiny_warp_workdir)
   extra = ["--batch_sizes", "1,4"]
   with serve_browser.running_server(tiny_warp_workdir, extra=extra) as (
     url,
@@ -46,80 +117,11 @@ def test_poke_continue_heat_map_export_and_errors(tiny_warp_workdir, tmp_path):
       page_errors = []
       page.on("pageerror", lambda e: page_errors.append(str(e)))
       serve_browser.open_app(page, url)
-
-      # Drag on the image: the video plays in place with its server time.
-      serve_browser.drag(page, (fx, fy), (fdx, fdy))
-      serve_browser.wait_for_video(page)
-      assert re.search(r"1 poke: server \d+ ms", page.text_content("#status"))
-      count = page.evaluate("() => state.video.count")
-      first = serve_browser.stage_at_frame(page, 0)
-      last = serve_browser.stage_at_frame(page, count - 1)
-      side = first.shape[1]  # The default image is square: stage = image.
-      center = ((row + 0.5) * side / 64, (col + 0.5) * side / 64)
-      near, far = near_far(last, first, center, side * 6 / 64, side * 24 / 64)
-      assert near > 2.0 and far < 1.5, (near, far)
-      serve_browser.resume(page)
-
-      # Continue from here: the last frame becomes the image.
-      before = page.get_attribute("#stage", "data-image")
-      page.click("#continue")
-      page.wait_for_function(
-        "(id) => document.getElementById('stage').dataset.image !== id",
-        arg=before,
-      )
-      assert page.get_attribute("#video", "data-frame") == ""
-
-      # What moves with this pixel: a heat map over the image.
-      page.click("#heatmap")
-      box = page.locator("#photo").bounding_box()
-      page.mouse.click(
-        box["x"] + fx * box["width"], box["y"] + fy * box["height"]
-      )
-      page.wait_for_selector("#heat[data-ready='1']", timeout=60_000)
-      assert "heat map of 4 pokes" in page.text_content("#status")
-
-      # Poke the continued image and export the MP4.
-      serve_browser.drag(page, (fx, fy), (fdx, fdy))
-      serve_browser.wait_for_video(page)
-      with page.expect_download() as download:
-        page.click("#mp4")
-      download.value.save_as(tmp_path / "poke.mp4")
-      video = video_io.read_video(tmp_path / "poke.mp4")
-      assert video.shape == (count, 64, 64, 3)
-
-      # A bad upload shows its message on the page.
-      page.set_input_files(
-        "#file",
-        files=[
-          {
-            "name": "notes.png",
-            "mimeType": "image/png",
-            "buffer": b"these are notes, not an image",
-          }
-        ],
-      )
-      page.wait_for_function(
-        "() => document.getElementById('error').textContent"
-        ".includes('cannot read image')"
-      )
-
-      # A wide photo: its centre crop is framed, a poke outside it is
-      # refused in words and its arrow taken back.
-      wide = np.zeros((60, 120, 3), np.uint8)
-      wide[:, 30:90] = 160
-      page.set_input_files("#file", files=[png_file("wide.png", wide)])
-      page.wait_for_function(
-        "() => /120x60 image ready/.test("
-        "document.getElementById('status').textContent)"
-      )
-      assert page.is_visible("#box-label")
-      serve_browser.drag(page, (0.1, 0.5), (0.05, 0))
-      page.wait_for_function(
-        "() => document.getElementById('error').textContent"
-        ".includes('centre crop')"
-      )
-      page.wait_for_function(
-        "() => document.querySelectorAll('#arrows line').length === 0"
-      )
+      count = poke_moves_the_part_near_the_poke(page, poke, cell)
+      continue_from_here(page)
+      heat_map_at(page, *poke[:2])
+      video = export_mp4(page, poke, tmp_path / "poke.mp4")
+      assert video.shape == (count, 64, 64, 3)  # The continued 64 px frame.
+      mistakes_are_said_in_words(page)
       assert page_errors == []
     assert proc.poll() is None  # Still serving after all of it.
