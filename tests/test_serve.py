@@ -393,6 +393,16 @@ def test_main_warns_off_loopback_and_needs_a_checkpoint(tmp_path):
   assert "warning: serving on 0.0.0.0" in proc.stderr
   assert "no checkpoint" in proc.stderr and "make demo" in proc.stderr
   assert serve_main.is_loopback("127.0.0.1") and serve_main.is_loopback("::1")
+  (tmp_path / "checkpoints").mkdir()
+  (tmp_path / "config.json").write_text('{"data": 1}')
+  proc = subprocess.run(
+    [sys.executable, "-m", "ii2v_jax.serve", "--workdir", str(tmp_path)],
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
+  assert proc.returncode == 2 and "Traceback" not in proc.stderr
+  assert "config.json lacks" in proc.stderr
   assert not serve_main.is_loopback("0.0.0.0")
 
 

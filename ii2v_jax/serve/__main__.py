@@ -22,19 +22,30 @@ GALLERY = 12
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--workdir", default="runs/synthetic")
+  p = argparse.ArgumentParser(
+    prog="python -m ii2v_jax.serve", description=__doc__.splitlines()[0]
+  )
+  p.add_argument("--workdir", default="runs/synthetic", help="trained run")
   p.add_argument("--port", type=int, default=8000, help="0: a free port")
-  p.add_argument("--host", default="127.0.0.1")
+  p.add_argument(
+    "--host", default="127.0.0.1", help="another address is reachable by others"
+  )
   p.add_argument(
     "--data_dir",
     default=None,
     help="dataset folder for the default image and gallery (default: the "
     "workdir's config)",
   )
-  p.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop")
-  p.add_argument("--batch_sizes", default="1,4,16")
-  p.add_argument("--cache_dir", default=str(DEFAULT_CACHE))
+  p.add_argument(
+    "--fit",
+    choices=("crop", "pad", "squash"),
+    default="crop",
+    help="how uploads become the model's square (the page can change it)",
+  )
+  p.add_argument("--batch_sizes", default="1,4,16", help="compiled batch sizes")
+  p.add_argument(
+    "--cache_dir", default=str(DEFAULT_CACHE), help="compilation cache"
+  )
   args = p.parse_args(argv)
   try:
     args.batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
@@ -120,10 +131,18 @@ def main(argv=None) -> int:
   enable_compilation_cache(args.cache_dir)
   import uvicorn
 
+  from ii2v_jax.io import checkpoint
   from ii2v_jax.serve import app
 
   t0 = time.perf_counter()
-  server, warm = build_server(args)
+  try:
+    server, warm = build_server(args)
+  except (checkpoint.CheckpointError, ValueError, LookupError) as e:
+    print(f"error: cannot load {args.workdir}: {e}", file=sys.stderr)
+    return 2
+  except AttributeError as e:  # A config.json without the keys it needs.
+    print(f"error: {args.workdir}/config.json lacks {e}", file=sys.stderr)
+    return 2
   port = sock.getsockname()[1]
   host = f"[{args.host}]" if ":" in args.host else args.host
   print(
