@@ -80,6 +80,7 @@ LAUNCH_BAD = [
   (["--config.loss.perceptual_layers=relu9_9"], "any"),
   (["--config.loss.flow_weight=1.0"], "any"),  # Pixels head.
   (["--config.loss.ae_weight=-1"], "any"),
+  (["--config.loss.perceptual_weights=/nonexistent/vgg.npz"], "any"),
   (["--config.eval.metrics=bogus"], "any"),
   (["--config.eval.fvd_clips=1"], "any"),
   (["--config.eval.num_clips=0"], "any"),

@@ -179,6 +179,9 @@ def _quiet():
 def check_run(config, workdir: str | None, typed: dict, train: bool) -> None:
   """Everything a run needs before it starts (train: data and workdir)."""
   validate.check_config(config, typed)
+  weights = config.loss.perceptual_weights
+  if weights and not pathlib.Path(weights).is_file():
+    validate.fail("loss.perceptual_weights", weights, typed, "no such file")
   with _quiet():
     num_devices = check_devices(config, typed)
     if train:
