@@ -71,23 +71,6 @@ def test_resume_continues_exactly(tiny_config, tmp_path):
   )
 
 
-def test_interrupt_saves_a_checkpoint(tiny_config, tmp_path, monkeypatch):
-  calls = {"n": 0}
-  real = train.sharding.to_global
-
-  def flaky(batch, mesh):
-    calls["n"] += 1
-    if calls["n"] == 4:
-      raise KeyboardInterrupt
-    return real(batch, mesh)
-
-  monkeypatch.setattr(train.sharding, "to_global", flaky)
-  tiny_config.train.checkpoint_every = 100
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(tiny_config, str(tmp_path))
-  assert params_of(tmp_path)[1] == 3
-
-
 def test_describe_counts_reference_generator(capsys):
   from configs import iper
 

@@ -6,7 +6,10 @@ interrupted run continues exactly where it stopped.
 """
 
 import functools
+import os
 import signal
+import sys
+import threading
 import time
 
 import jax
@@ -93,20 +96,69 @@ def initial_state(config, mesh, optimizers, abstract, mngr):
   return init(params, disc_state), None
 
 
-class _StopRequested(Exception):
-  pass
+class Interrupted(SystemExit):
+  """Training stopped on SIGINT/SIGTERM after saving a consistent step.
+
+  A SystemExit with status 128 + signal number (130 for Ctrl-C, 143 for
+  SIGTERM), so an entry point that does not catch it exits with that status
+  and no traceback.
+  """
+
+  def __init__(self, signum: int, step: int):
+    super().__init__(128 + signum)
+    self.signum, self.step = signum, step
 
 
-def _raise_on_sigterm():
-  """SIGTERM (preemption) ends the loop like Ctrl-C: with a checkpoint."""
+class StopFlag:
+  """SIGINT/SIGTERM handlers that only record the request.
 
-  def handler(signum, frame):
-    raise _StopRequested()
+  The loop looks at `signum` at step boundaries, so what it saves is always
+  a whole step. A second signal exits at once (status 128 + signum) without
+  touching the checkpoints on disk: an unfinished save stays a temporary
+  folder that orbax ignores.
+  """
 
-  try:
-    signal.signal(signal.SIGTERM, handler)
-  except ValueError:  # Not the main thread: leave signals alone.
-    pass
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self):
+    self.signum = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    del frame
+    name = signal.Signals(signum).name
+    if self.signum is not None:
+      os.write(2, f"\n{name} again: exiting now\n".encode())
+      os._exit(128 + signum)
+    self.signum = signum
+    os.write(
+      2,
+      f"\n{name}: stopping after this step to save it (Ctrl-C again "
+      "exits at once, keeping the last complete checkpoint)\n".encode(),
+    )
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+    self._previous = {}
+
+  def requested(self) -> bool:
+    """Whether any process got a signal (all processes agree)."""
+    mine = self.signum is not None
+    if jax.process_count() == 1:
+      return mine
+    from jax.experimental import multihost_utils
+
+    flags = multihost_utils.process_allgather(np.int32(mine))
+    if np.any(flags) and self.signum is None:
+      self.signum = signal.SIGTERM  # Another host was told to stop.
+    return bool(np.any(flags))
 
 
 def preview_batch(config):
@@ -129,7 +181,28 @@ def log_preview(log, step, rollout, params, batch):
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains until `config.train.num_steps`; returns the last metrics."""
+  """Trains until `config.train.num_steps`; returns the last metrics.
+
+  SIGINT/SIGTERM stop the run at the next step boundary: that step is saved
+  (parameters, optimizer state, data-iterator position and step agree) and
+  `Interrupted` is raised; rerunning resumes exactly.
+  """
+  with StopFlag() as stop:
+    metrics, step = _train(config, workdir, stop)
+  if stop.signum is not None:
+    line = (
+      f"interrupted at step {step}: saved, rerun the same command to resume"
+      if step
+      else "interrupted before the first step: nothing to save, rerun the "
+      "same command to start"
+    )
+    print(line, file=sys.stderr, flush=True)
+    raise Interrupted(stop.signum, step)
+  return metrics
+
+
+def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
+  """The loop of `train_and_evaluate`: (last metrics, last step)."""
   changed = checkpoint.config_changes(workdir, config)
   mesh = sharding.make_mesh(config.mesh.data)
   local_batch = sharding.check_batch_size(config.train.batch_size, mesh)
@@ -164,7 +237,6 @@ def train_and_evaluate(config, workdir: str) -> dict:
   rollout = inference.make_rollout_fn(graphdef, config.data.num_frames)
   preview = preview_batch(config) if config.train.sample_every else None
   quick_eval = batch_metrics.make_periodic_eval(config, graphdef, mesh)
-  _raise_on_sigterm()
   t = config.train
   metrics, step, saved = {}, start, start
   bar = tqdm.tqdm(
@@ -176,7 +248,8 @@ def train_and_evaluate(config, workdir: str) -> dict:
   )
   tick, clips = time.perf_counter(), 0
   try:
-    while step < t.num_steps:
+    # A signal during start-up stops before the first step.
+    while step < t.num_steps and not stop.requested():
       batch = sharding.to_global(next(it), mesh)
       state, metrics = step_fns(step)(state, batch, vgg)
       # Waiting here keeps the bar honest; input prefetch still overlaps.
@@ -200,13 +273,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
       if step % t.checkpoint_every == 0 or step == t.num_steps:
         checkpoint.save(mngr, step, state, it.get_state())
         saved = step
-  except (KeyboardInterrupt, _StopRequested):
-    if step > saved:
+    if stop.signum is not None and step > saved:
       log.summary(f"interrupted: saving step {step} before exiting")
       checkpoint.save(mngr, step, state, it.get_state())
-    raise
   finally:
     bar.close()
     mngr.wait_until_finished()
     log.close()
-  return jax.device_get(metrics)
+  return jax.device_get(metrics), step
