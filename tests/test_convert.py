@@ -494,7 +494,7 @@ def test_cli_round_trip(tmp_path, narrow, capsys):
   assert counts["disc_patch"] == counts["disc_temporal"] == [d_updates]
 
   # An existing run is not overwritten without --force.
-  assert converter.main(argv) == 1
+  assert converter.main(argv) == 2
   assert "already holds checkpoints" in capsys.readouterr().err
   assert converter.main(argv + ["--force"]) == 0
 
@@ -505,7 +505,7 @@ def test_cli_rejects_a_resolution_mismatch(tmp_path, narrow, capsys):
   tc.save_npz(sd, src)
   cfg = f"{ROOT / 'configs' / 'iper.py'}:128"
   argv = ["--torch_checkpoint", str(src), "--workdir", str(tmp_path / "w")]
-  assert converter.main(argv + ["--config", cfg]) == 1
+  assert converter.main(argv + ["--config", cfg]) == 2
   err = capsys.readouterr().err
   assert "64x64 model" in err and "configs/iper.py:64" in err
   assert not (tmp_path / "w" / "checkpoints").exists()
@@ -528,3 +528,61 @@ def test_schedule_counts_follow_the_iteration():
   assert count("disc_patch") == [100]  # D updates at iterations start..
   adam = [x for x in jax.tree.leaves(out["dyn"], is_sched) if not is_sched(x)]
   assert all(int(jnp.max(a)) == 0 for a in adam)  # fresh moments and count
+
+
+def _snapshot(folder: pathlib.Path) -> dict:
+  return {
+    str(p.relative_to(folder)): p.read_bytes()
+    for p in sorted(folder.rglob("*"))
+    if p.is_file()
+  }
+
+
+def test_force_with_a_bad_input_leaves_the_workdir_byte_identical(
+  tmp_path, narrow, capsys
+):
+  _, sd, _ = narrow
+  good = tmp_path / "reg_ckpt_checkpoint_7.npz"
+  tc.save_npz(sd, good)
+  workdir = tmp_path / "run"
+  no_gan = tmp_path / "no_gan.py"  # No discriminators to initialise.
+  no_gan.write_text(
+    "from configs import tiny\n\n\ndef get_config(arg=None):\n"
+    "  c = tiny.get_config(arg)\n  c.gan.enabled = False\n  return c\n"
+  )
+  argv = ["--workdir", str(workdir), "--config", str(no_gan), "--force"]
+  assert converter.main(["--torch_checkpoint", str(good), *argv]) == 0
+  (workdir / "tb").mkdir()
+  (workdir / "tb" / "events.out").write_bytes(b"trained for days")
+  (workdir / "eval.json").write_text("{}")
+  before = _snapshot(workdir)
+  capsys.readouterr()
+
+  s128 = seeded_state_dict(reference_shapes(128, **NARROW), 0)
+  renamed = dict(sd)
+  renamed["dec.out_conv.conv.bias_typo"] = renamed.pop("dec.out_conv.conv.bias")
+  bad = {"128px": s128, "wrong_key": renamed}
+  for name, state_dict in bad.items():
+    tc.save_npz(state_dict, tmp_path / f"{name}.npz")
+  (tmp_path / "truncated.npz").write_bytes(good.read_bytes()[:500])
+  (tmp_path / "broken_config.py").write_text("def get_config(arg):\n  1/0\n")
+  cases = [
+    ["--torch_checkpoint", str(tmp_path / f"{name}.npz"), *argv]
+    for name in (*bad, "truncated")
+  ]
+  cases.append(
+    ["--torch_checkpoint", str(good), "--workdir", str(workdir), "--force"]
+    + ["--config", str(tmp_path / "broken_config.py")]
+  )
+  for case in cases:
+    assert converter.main(case) == 2, case
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    assert _snapshot(workdir) == before, case
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]
+
+  # A good input replaces the run whole, once it is complete.
+  assert converter.main(["--torch_checkpoint", str(good), *argv]) == 0
+  assert not (workdir / "eval.json").exists()
+  assert (workdir / "conversion.json").exists()
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith(".run.")]

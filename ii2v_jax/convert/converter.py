@@ -20,13 +20,13 @@ import argparse
 import importlib.util
 import json
 import pathlib
-import shutil
 import sys
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from ii2v_jax.convert import staging
 from ii2v_jax.convert import torch_checkpoint as tc
 from ii2v_jax.convert.checkpoint_config import (
   DEFAULT_CONFIG,
@@ -196,8 +196,11 @@ def load_config(spec: str):
     raise ConversionError(f"config file not found: {path}")
   module_spec = importlib.util.spec_from_file_location("_ii2v_config", path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+  try:
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+  except Exception as e:  # A broken or foreign config file.
+    raise ConversionError(f"--config {spec}: cannot load it ({e})") from e
 
 
 def _discriminator_widths(config, patch_sd, temporal_sd):
@@ -236,18 +239,13 @@ def convert_to_workdir(
   """Writes `config.json` and an orbax checkpoint at `step` into workdir.
 
   `disc_patch`/`disc_temporal` are the discriminators' state_dicts; without
-  them (and with `gan.enabled`) the discriminators start fresh. Returns a
+  them (and with `gan.enabled`) the discriminators start fresh. Everything
+  is converted and checked first, then written beside the workdir and
+  swapped in only when it restores (`staging`): with `force` an existing
+  run is replaced whole, and any error leaves it as it was. Returns a
   summary dict (also written as `conversion.json`).
   """
-  workdir = pathlib.Path(workdir)
-  ckpt_dir = workdir / "checkpoints"
-  if ckpt_dir.exists() and any(ckpt_dir.iterdir()):
-    if not force:
-      raise ConversionError(
-        f"{workdir} already holds checkpoints; choose a new --workdir or "
-        "pass --force to replace them"
-      )
-    shutil.rmtree(ckpt_dir)
+  workdir = staging.check_target(workdir, force=force)
   config, changed = config_for_checkpoint(
     config, state_dict, config_spec=config_spec
   )
@@ -259,12 +257,6 @@ def convert_to_workdir(
   params = convert_generator(state_dict, abstract)
   discs = discriminator_state(config, disc_patch, disc_temporal)
   train_state = build_train_state(config, params, step, discs)
-  checkpoint.write_config(workdir, config)
-  mngr = checkpoint.manager(workdir)
-  # No data-iterator state: training starts its iterator afresh (None).
-  checkpoint.save(mngr, step, train_state, None)
-  mngr.wait_until_finished()
-  mngr.close()
   summary = {
     "source": source,
     "step": step,
@@ -279,7 +271,16 @@ def convert_to_workdir(
     else "disabled (gan.enabled is off)",
     "changed_config": {k: list(v) for k, v in changed.items()},
   }
-  (workdir / "conversion.json").write_text(json.dumps(summary, indent=2))
+  with staging.staged(workdir) as stage:
+    checkpoint.write_config(stage, config)
+    mngr = checkpoint.manager(stage)
+    # No data-iterator state: training starts its iterator afresh (None).
+    checkpoint.save(mngr, step, train_state, None)
+    mngr.wait_until_finished()
+    mngr.close()
+    # Only a run that reads back (checksums included) replaces the old one.
+    checkpoint.restore_params(stage, abstract, step=step)
+    (stage / "conversion.json").write_text(json.dumps(summary, indent=2))
   return summary
 
 
@@ -334,7 +335,10 @@ def _parser() -> argparse.ArgumentParser:
     help="checkpoint step (default: the iteration in the file name, else 0)",
   )
   p.add_argument(
-    "--force", action="store_true", help="replace existing checkpoints"
+    "--force",
+    action="store_true",
+    help="replace an existing run in --workdir (only once the new one is "
+    "complete)",
   )
   p.add_argument(
     "--disc_patch_checkpoint",
@@ -361,6 +365,8 @@ def _run(args, p) -> str:
     return f"wrote VGG19 perceptual weights to {args.out}"
   if not args.torch_checkpoint or not args.workdir:
     p.error("give --torch_checkpoint and --workdir (or --torchvision_vgg19)")
+  if args.step is not None and args.step < 0:
+    p.error(f"--step must be >= 0, got {args.step}")
   sd = tc.load_state_dict(args.torch_checkpoint)
   it = tc.iteration_from_filename(args.torch_checkpoint)
   step = args.step if args.step is not None else it or 0
@@ -399,5 +405,5 @@ def main(argv=None) -> int:
     print(_run(args, p))
   except (ConversionError, tc.TorchCheckpointError) as e:
     print(f"error: {e}", file=sys.stderr)
-    return 1
+    return 2
   return 0
