@@ -43,20 +43,10 @@ def default_workdir() -> str:
 def parse(argv: list[str]) -> list[str]:
   """absl's flags parser: a flag or config-file error is one line, exit 2."""
   try:
-    validate.check_argv(argv)
-    # Parsed afresh when called again in-process (tests): config_flags
-    # defines one flag per override, which may not be defined twice.
-    for name in [n for n in FLAGS if n.startswith("config.")]:
-      delattr(FLAGS, name)
-    FLAGS.unparse_flags()
-    rest = FLAGS(argv)
-    validate.check_loaded(FLAGS.config, argv)
-  except Exception as e:  # noqa: BLE001 (the config file is user code)
-    known = isinstance(e, validate.ConfigError)
-    text = str(e) if known else validate.flag_error(e, argv)
-    print(f"error: {text}", file=sys.stderr)
+    return validate.parse_flags(FLAGS, argv)
+  except validate.ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
-  return rest
 
 
 def main(argv):

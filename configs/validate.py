@@ -234,6 +234,30 @@ def check_argv(argv) -> None:
       raise ConfigError(f"{text}: unknown config key {key}{hint}")
 
 
+def parse_flags(flag_values, argv) -> list[str]:
+  """Parses argv into absl `flag_values` holding a config_flags `config`
+  flag; returns the rest of argv.
+
+  Raises:
+    ConfigError: a flag or config-file error (the file is user code, so
+      any exception it raises is one), as one line.
+  """
+  try:
+    check_argv(argv)
+    # Parsed afresh when called again in-process (tests): config_flags
+    # defines one flag per override, which may not be defined twice.
+    for name in [n for n in flag_values if n.startswith("config.")]:
+      delattr(flag_values, name)
+    flag_values.unparse_flags()
+    rest = flag_values(argv)
+    check_loaded(flag_values.config, argv)
+  except ConfigError:
+    raise
+  except Exception as e:  # noqa: BLE001
+    raise ConfigError(flag_error(e, argv)) from None
+  return rest
+
+
 def check_loaded(config, argv) -> None:
   """The config file gave a ConfigDict (a file that failed to load
   raises its error on first use)."""

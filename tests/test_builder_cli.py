@@ -198,3 +198,16 @@ def test_paper_builders_refuse_bad_flags_in_one_line(tmp_path, extra, message):
   assert status == 2 and err.getvalue().count("\n") == 1, err.getvalue()
   assert err.getvalue().startswith("error: ") and message in err.getvalue()
   assert not (tmp_path / "data").exists()
+
+
+def test_a_bad_clip_spec_names_its_field():
+  for field, value, words in [
+    ("num_frames", 1, "num_frames must be an int >= 2, got 1"),
+    ("frame_spacing", 0, "frame_spacing must be an int >= 1, got 0"),
+    ("resolution", 4, "resolution must be an int >= 8, got 4"),
+    ("mask_margin", -1, "mask_margin must be an int >= 0, got -1"),
+  ]:
+    with pytest.raises(ValueError, match=words):
+      clips.ClipSpec(**{field: value})
+  with pytest.raises(ValueError, match="--flow_weights"):
+    clips.ClipSpec(flow_method="raft")
