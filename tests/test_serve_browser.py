@@ -73,7 +73,8 @@ def export_mp4(page, poke, path) -> np.ndarray:
 
 
 def mistakes_are_said_in_words(page) -> None:
-  """A bad upload; an off-crop poke on a wide photo, its arrow taken back."""
+  """A bad upload; an off-crop poke on a wide photo, its arrow taken back
+  until the pad fit brings that spot into the model's square."""
   notes = b"these are notes, not an image"
   page.set_input_files(
     "#file",
@@ -98,6 +99,11 @@ def mistakes_are_said_in_words(page) -> None:
   page.wait_for_function(
     "() => document.querySelectorAll('#arrows line').length === 0"
   )
+  # Choosing another fit fits the same photo again: now the whole of it.
+  page.select_option("#fit", "pad")
+  page.wait_for_function("() => state.image.fit === 'pad'")
+  serve_browser.drag(page, (0.1, 0.5), (0.05, 0))
+  serve_browser.wait_for_video(page)
 
 
 def test_poke_continue_heat_map_export_and_errors(tiny_warp_workdir, tmp_path):
