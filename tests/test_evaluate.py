@@ -1,6 +1,7 @@
 """The evaluation protocol on a tiny trained workdir."""
 
 import json
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ import pytest
 
 import flow
 from ii2v_jax.data import pipeline
-from ii2v_jax.evaluate import batch_metrics, protocol, tracking
+from ii2v_jax.evaluate import batch_metrics, protocol, report, tracking
 from ii2v_jax.io import checkpoint
 from ii2v_jax.models.inference import to_unit_range
 from ii2v_jax.parallel import sharding
@@ -176,3 +177,43 @@ def test_eval_pokes_are_seeded(tiny_workdir):
   )
   np.testing.assert_array_equal(a["poke"], b["poke"])
   assert not np.array_equal(a["poke_rc"], c["poke_rc"])
+
+
+@pytest.mark.parametrize(
+  "flag, value, says",
+  [
+    ("--num_clips", "-5", "--num_clips must be at least 1"),
+    ("--num_clips", "0", "--num_clips must be at least 1"),
+    ("--fvd_clips", "1", "--fvd_clips must be at least 2"),
+    ("--split", "validation", "choose from test, train"),
+    ("--metrics", "lpips,iou", "--metrics 'lpips,iou'"),
+  ],
+)
+def test_bad_arguments_leave_the_report_untouched(
+  tiny_workdir, tmp_path, capsys, flag, value, says
+):
+  workdir = tmp_path / "run"
+  shutil.copytree(tiny_workdir, workdir)
+  (workdir / "eval.json").write_text('{"step": 2, "lpips": 0.1}\n')
+  before = (workdir / "eval.json").read_bytes()
+  assert protocol.main(["--workdir", str(workdir), flag, value]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("error: ") and "\n" not in err and says in err, err
+  assert (workdir / "eval.json").read_bytes() == before
+
+
+def test_a_failed_report_keeps_the_previous_one(tmp_path, monkeypatch):
+  summary = {"step": 1, "split": "test", "num_clips": 2, "seed": 0}
+  summary["lpips_per_frame"] = [0.1, 0.2]
+  report.write_report(str(tmp_path), summary)
+  files = sorted(p.name for p in tmp_path.iterdir())
+  assert files == ["eval.json", "eval.md", "eval_curves.png"]
+  before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+  def broken(summary, path):
+    raise OSError("disk full")
+
+  monkeypatch.setattr(report, "plot_curves", broken)
+  with pytest.raises(OSError, match="disk full"):
+    report.write_report(str(tmp_path), dict(summary, step=2))
+  assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -17,6 +17,7 @@ split over all devices. Writes `<workdir>/eval.json`, `eval.md` and
 import argparse
 import contextlib
 import dataclasses
+import json
 import pathlib
 import sys
 import time
@@ -121,7 +122,10 @@ def _start(config, rollout, params, which, n_fvd: int) -> _Run:
   run = _Run(fns, fns.sharded_rollout(rollout), params, nets)
   if "fvd" in which:
     if n_fvd < 2:
-      raise ValueError(f"FVD needs >= 2 clips, got {n_fvd}")
+      raise ValueError(
+        f"FVD needs >= 2 clips, got {n_fvd} (raise --num_clips or "
+        "--fvd_clips, or leave fvd out of --metrics)"
+      )
     run.fvd = batch_metrics.FvdSets(fns, nets["i3d"], n_fvd)
   return run
 
@@ -162,8 +166,13 @@ def run_protocol(
   """
   ev, start_time = config.eval, time.perf_counter()
   seed = ev.seed if seed is None else seed
+  num_clips = ev.num_clips if num_clips is None else num_clips
+  check_counts(num_clips, fvd_clips)
   n, load = pipeline.eval_examples(
-    config.data, num_clips=num_clips or ev.num_clips, seed=seed, split=split
+    config.data,
+    num_clips=num_clips if num_clips > 0 else 2**62,  # -1: all clips.
+    seed=seed,
+    split=split,
   )
   which = _available(
     batch_metrics.parse_metrics(metrics or ev.metrics), load(0)
@@ -188,6 +197,53 @@ def run_protocol(
     "metrics": list(which),
   }
   return _finish(run, meta, start_time)
+
+
+class UsageError(ValueError):
+  """A bad command-line value; the message names the flag."""
+
+
+def check_counts(num_clips, fvd_clips) -> None:
+  """--num_clips >= 1 (or -1 for all); --fvd_clips >= 2 or -1 (all)."""
+  if num_clips is not None and num_clips < 1 and num_clips != -1:
+    raise UsageError(
+      f"--num_clips must be at least 1 (or -1 for all clips), got {num_clips}"
+    )
+  if fvd_clips is not None and fvd_clips < 2 and fvd_clips != -1:
+    raise UsageError(
+      f"--fvd_clips must be at least 2 (FVD compares two sets' statistics) "
+      f"or -1 for all clips, got {fvd_clips}"
+    )
+
+
+def _split_names(data_dir: str, name: str) -> list[str]:
+  """The splits a prepared dataset holds (from its dataset_info.json)."""
+  info = pipeline.dataset_dir(data_dir, name) / "dataset_info.json"
+  try:
+    return [s["name"] for s in json.loads(info.read_text())["splits"]]
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise pipeline.DataError(f"cannot read {info}: {e}") from e
+
+
+def check_args(workdir: str, split, metrics, num_clips, fvd_clips) -> None:
+  """Checks the command line before any checkpoint is read or file written.
+
+  Raises UsageError naming the flag, CheckpointError or DataError.
+  """
+  check_counts(num_clips, fvd_clips)
+  if metrics is not None:
+    try:
+      batch_metrics.parse_metrics(metrics)
+    except ValueError as e:
+      raise UsageError(f"--metrics {metrics!r}: {e}") from e
+  config = checkpoint.read_config(workdir)
+  if split is not None:
+    splits = _split_names(config.data.data_dir, config.data.name)
+    if split not in splits:
+      raise UsageError(
+        f"--split {split!r} is not a split of dataset "
+        f"'{config.data.name}'; choose from {', '.join(sorted(splits))}"
+      )
 
 
 def with_eval_defaults(config):
@@ -219,8 +275,15 @@ def main(argv=None) -> int:
     prog="python -m ii2v_jax.evaluate", description=__doc__.splitlines()[0]
   )
   p.add_argument("--workdir", default="runs/synthetic")
-  p.add_argument("--split", default=None)
-  p.add_argument("--num_clips", type=int, default=None)
+  p.add_argument(
+    "--split", default=None, help="dataset split (default: the test split)"
+  )
+  p.add_argument(
+    "--num_clips",
+    type=int,
+    default=None,
+    help="test clips (>= 1; -1 = all; default config.eval.num_clips)",
+  )
   p.add_argument("--seed", type=int, default=None)
   p.add_argument(
     "--metrics",
@@ -228,11 +291,14 @@ def main(argv=None) -> int:
     help=f"comma-separated subset of {','.join(batch_metrics.ALL_METRICS)}",
   )
   p.add_argument(
-    "--fvd_clips", type=int, default=None, help="FVD set size; -1 = all"
+    "--fvd_clips", type=int, default=None, help="FVD set size (>= 2; -1 = all)"
   )
   args = p.parse_args(argv)
   kwargs = {k: v for k, v in vars(args).items() if k != "workdir"}
   try:
+    check_args(
+      args.workdir, args.split, args.metrics, args.num_clips, args.fvd_clips
+    )
     summary = evaluate(args.workdir, **kwargs)
   except (checkpoint.CheckpointError, pipeline.DataError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -8,6 +8,7 @@ pytorch-lightning 0.9 flavour (REFERENCE.md §9.4).
 """
 
 import json
+import os
 import pathlib
 
 import numpy as np
@@ -150,8 +151,32 @@ def plot_curves(summary: dict, path) -> bool:
 
 
 def write_report(workdir: str, summary: dict) -> None:
-  """Writes eval.json, eval.md and (if any curve exists) eval_curves.png."""
+  """Writes eval.json, eval.md and (if any curve exists) eval_curves.png.
+
+  All three are written beside the old ones first and then moved into
+  place (os.replace), so a failure leaves the previous report whole. A
+  report without curves removes the previous, now stale, curve plot.
+  """
   path = pathlib.Path(workdir)
-  (path / "eval.json").write_text(json.dumps(summary, indent=2) + "\n")
-  (path / "eval.md").write_text(markdown(summary))
-  plot_curves(summary, path / "eval_curves.png")
+  tmp = lambda name: path / f".{name}.tmp"
+  written = []
+  try:
+    tmp("eval.json").write_text(json.dumps(summary, indent=2) + "\n")
+    written.append("eval.json")
+    tmp("eval.md").write_text(markdown(summary))
+    written.append("eval.md")
+    # The temporary name keeps the .png suffix matplotlib goes by.
+    curves = path / ".eval_curves.tmp.png"
+    if plot_curves(summary, curves):
+      written.append("eval_curves.png")
+  except BaseException:
+    for name in written:
+      tmp(name).unlink(missing_ok=True)
+    (path / ".eval_curves.tmp.png").unlink(missing_ok=True)
+    raise
+  for name in ("eval.json", "eval.md"):
+    os.replace(tmp(name), path / name)
+  if "eval_curves.png" in written:
+    os.replace(curves, path / "eval_curves.png")
+  else:
+    (path / "eval_curves.png").unlink(missing_ok=True)
