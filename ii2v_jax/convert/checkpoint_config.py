@@ -1,12 +1,15 @@
 """The config an original PyTorch generator checkpoint needs (REFERENCE.md §5).
 
 Widths come from the checkpoint's tensor shapes; the decoder settings are
-the original's, whatever the config asked for.
+the original's, whatever the config asked for. Also: loading the --config
+file a conversion starts from.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import pathlib
 
 import numpy as np
 
@@ -126,4 +129,39 @@ def config_for_checkpoint(
       "rules (REFERENCE.md §4.2; the original's `layers` option is not "
       "supported)"
     )
+  return config, changed
+
+
+def load_config(spec: str):
+  """A config file with an optional `:ARG`, as `--config` in launch.py."""
+  path, _, arg = spec.partition(":")
+  if not pathlib.Path(path).is_file():
+    raise ConversionError(f"config file not found: {path}")
+  module_spec = importlib.util.spec_from_file_location("_ii2v_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+  except Exception as e:  # A broken or foreign config file.
+    raise ConversionError(f"--config {spec}: cannot load it ({e})") from e
+
+
+def discriminator_widths(config, patch_sd, temporal_sd):
+  """Config with `gan.patch_ndf`/`gan.temporal_width` read from the D
+  state_dicts that are given; (config, changed)."""
+  new = {}
+  if patch_sd is not None:
+    shape = state_dict_shape(patch_sd, "in_conv.weight", "patch D")
+    new["patch_ndf"] = shape[0]
+  if temporal_sd is not None:
+    new["temporal_width"] = state_dict_shape(
+      temporal_sd, "conv1.weight_orig", "temporal D"
+    )[0]
+  if not new or not config.get("gan") or not config.gan.enabled:
+    return config, {}
+  g = config.gan
+  changed = {f"gan.{k}": (g[k], v) for k, v in new.items() if g[k] != v}
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  config.gan.update(new)
   return config, changed

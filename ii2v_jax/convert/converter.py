@@ -17,7 +17,6 @@ The tensor mapping itself (names, permutes, shape checks) is
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import sys
@@ -31,8 +30,9 @@ from ii2v_jax.convert import torch_checkpoint as tc
 from ii2v_jax.convert.checkpoint_config import (
   DEFAULT_CONFIG,
   config_for_checkpoint,
+  discriminator_widths,
   generator_dims,
-  state_dict_shape,
+  load_config,
 )
 from ii2v_jax.convert.torch_checkpoint import (
   BIAS,
@@ -189,41 +189,6 @@ def build_train_state(
   return st
 
 
-def load_config(spec: str):
-  """A config file with an optional `:ARG`, as `--config` in launch.py."""
-  path, _, arg = spec.partition(":")
-  if not pathlib.Path(path).is_file():
-    raise ConversionError(f"config file not found: {path}")
-  module_spec = importlib.util.spec_from_file_location("_ii2v_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  try:
-    module_spec.loader.exec_module(module)
-    return module.get_config(arg or None)
-  except Exception as e:  # A broken or foreign config file.
-    raise ConversionError(f"--config {spec}: cannot load it ({e})") from e
-
-
-def _discriminator_widths(config, patch_sd, temporal_sd):
-  """Config with `gan.patch_ndf`/`gan.temporal_width` read from the D
-  state_dicts that are given; (config, changed)."""
-  new = {}
-  if patch_sd is not None:
-    shape = state_dict_shape(patch_sd, "in_conv.weight", "patch D")
-    new["patch_ndf"] = shape[0]
-  if temporal_sd is not None:
-    new["temporal_width"] = state_dict_shape(
-      temporal_sd, "conv1.weight_orig", "temporal D"
-    )[0]
-  if not new or not config.get("gan") or not config.gan.enabled:
-    return config, {}
-  g = config.gan
-  changed = {f"gan.{k}": (g[k], v) for k, v in new.items() if g[k] != v}
-  config = config.copy_and_resolve_references()
-  config.unlock()
-  config.gan.update(new)
-  return config, changed
-
-
 def convert_to_workdir(
   state_dict: dict,
   workdir,
@@ -249,9 +214,7 @@ def convert_to_workdir(
   config, changed = config_for_checkpoint(
     config, state_dict, config_spec=config_spec
   )
-  config, disc_changed = _discriminator_widths(
-    config, disc_patch, disc_temporal
-  )
+  config, disc_changed = discriminator_widths(config, disc_patch, disc_temporal)
   changed.update(disc_changed)
   _, abstract = build.abstract_generator(config)
   params = convert_generator(state_dict, abstract)
@@ -311,8 +274,15 @@ def convert_torchvision_vgg(state_dict: dict, net: str = "vgg19") -> dict:
 # --- CLI -------------------------------------------------------------------
 
 
+class _OneLineParser(argparse.ArgumentParser):
+  """argparse whose usage errors are one line (no usage block), exit 2."""
+
+  def error(self, message):
+    self.exit(2, f"error: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(
+  p = _OneLineParser(
     prog="python -m ii2v_jax.convert",
     description=__doc__.splitlines()[0],
     formatter_class=argparse.RawDescriptionHelpFormatter,

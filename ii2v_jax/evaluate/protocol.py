@@ -270,8 +270,15 @@ def evaluate(workdir: str, **kwargs) -> dict:
   return summary
 
 
+class _OneLineParser(argparse.ArgumentParser):
+  """argparse whose usage errors are one line (no usage block), exit 2."""
+
+  def error(self, message):
+    self.exit(2, f"error: {message} (see --help)\n")
+
+
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(
+  p = _OneLineParser(
     prog="python -m ii2v_jax.evaluate", description=__doc__.splitlines()[0]
   )
   p.add_argument("--workdir", default="runs/synthetic")
