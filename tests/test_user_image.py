@@ -76,6 +76,9 @@ def test_converts_gray_alpha_palette_and_16_bit():
   out = user_image.decode_image(png16.tobytes())
   expected = np.rint(deep / 257.0).astype(np.uint8)
   assert np.abs(out[..., 0].astype(int) - expected).max() <= 1
+  dark = np.full((4, 4), 200, np.uint16)  # A dark 16-bit image stays dark.
+  out = user_image.decode_image(cv2.imencode(".png", dark)[1].tobytes())
+  assert (out == 1).all()
 
 
 @pytest.mark.parametrize(

@@ -88,9 +88,11 @@ def decode_image(
 def _to_rgb(img: Image.Image) -> np.ndarray:
   """Any PIL mode -> uint8 RGB; transparency is composited on white."""
   if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-    # 16-bit (or float) grayscale: map the full range onto 0..255.
+    # 16-bit grayscale: 0..65535 onto 0..255. Mode "I" (32-bit) is how
+    # some 16-bit files open: scaled when its values exceed 8 bits.
     a = np.asarray(img, dtype=np.float64)
-    scale = 255.0 / 65535.0 if img.mode != "F" and a.max() > 255 else 1.0
+    wide = img.mode.startswith("I;16") or (img.mode == "I" and a.max() > 255)
+    scale = 255.0 / 65535.0 if wide else 1.0
     gray = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(gray[..., None], 3, axis=2))
   if img.mode == "P" or "A" in img.mode or "transparency" in img.info:
