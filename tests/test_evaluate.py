@@ -217,3 +217,16 @@ def test_a_failed_report_keeps_the_previous_one(tmp_path, monkeypatch):
   with pytest.raises(OSError, match="disk full"):
     report.write_report(str(tmp_path), dict(summary, step=2))
   assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_an_unwritable_report_is_one_line(tiny_workdir, tmp_path, capsys):
+  workdir = tmp_path / "run"
+  shutil.copytree(tiny_workdir, workdir)
+  (workdir / "eval.md").unlink(missing_ok=True)
+  (workdir / "eval.md").mkdir()  # Cannot be replaced by a file.
+  argv = ["--workdir", str(workdir), "--num_clips", "2", "--metrics", "ssim"]
+  assert protocol.main(argv) == 2
+  err = capsys.readouterr().err  # The progress bar, then one line.
+  assert "Traceback" not in err
+  assert err.strip().splitlines()[-1].startswith("error: cannot write the")
+  assert not list(workdir.glob(".eval*"))

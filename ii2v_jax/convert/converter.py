@@ -376,4 +376,7 @@ def main(argv=None) -> int:
   except (ConversionError, tc.TorchCheckpointError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except OSError as e:  # An unwritable --workdir/--out, a full disk.
+    print(f"error: cannot write the result: {e}", file=sys.stderr)
+    return 2
   return 0

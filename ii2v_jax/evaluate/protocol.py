@@ -310,6 +310,9 @@ def main(argv=None) -> int:
   except (checkpoint.CheckpointError, pipeline.DataError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except OSError as e:  # An unwritable workdir, a full disk.
+    print(f"error: cannot write the report: {e}", file=sys.stderr)
+    return 2
   out = pathlib.Path(args.workdir)
   print((out / "eval.md").read_text())
   print(

@@ -158,25 +158,20 @@ def write_report(workdir: str, summary: dict) -> None:
   report without curves removes the previous, now stale, curve plot.
   """
   path = pathlib.Path(workdir)
-  tmp = lambda name: path / f".{name}.tmp"
-  written = []
-  try:
-    tmp("eval.json").write_text(json.dumps(summary, indent=2) + "\n")
-    written.append("eval.json")
-    tmp("eval.md").write_text(markdown(summary))
-    written.append("eval.md")
+  tmp = {
+    "eval.json": path / ".eval.json.tmp",
+    "eval.md": path / ".eval.md.tmp",
     # The temporary name keeps the .png suffix matplotlib goes by.
-    curves = path / ".eval_curves.tmp.png"
-    if plot_curves(summary, curves):
-      written.append("eval_curves.png")
-  except BaseException:
-    for name in written:
-      tmp(name).unlink(missing_ok=True)
-    (path / ".eval_curves.tmp.png").unlink(missing_ok=True)
-    raise
-  for name in ("eval.json", "eval.md"):
-    os.replace(tmp(name), path / name)
-  if "eval_curves.png" in written:
-    os.replace(curves, path / "eval_curves.png")
-  else:
-    (path / "eval_curves.png").unlink(missing_ok=True)
+    "eval_curves.png": path / ".eval_curves.tmp.png",
+  }
+  try:
+    tmp["eval.json"].write_text(json.dumps(summary, indent=2) + "\n")
+    tmp["eval.md"].write_text(markdown(summary))
+    curves = plot_curves(summary, tmp["eval_curves.png"])
+    for name in ("eval.json", "eval.md") + (("eval_curves.png",) * curves):
+      os.replace(tmp[name], path / name)
+    if not curves:
+      (path / "eval_curves.png").unlink(missing_ok=True)
+  finally:
+    for t in tmp.values():
+      t.unlink(missing_ok=True)
