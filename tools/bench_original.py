@@ -146,7 +146,7 @@ def original_train_step(torch, repeats: int) -> dict:
     opt_dyn.zero_grad()
     loss.backward()
     opt_dyn.step()
-    return float(loss)
+    return loss.detach().item()
 
   return {
     "seconds": timed(run, repeats),

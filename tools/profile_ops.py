@@ -126,10 +126,11 @@ def describe_conv(ins: dict, instrs: dict) -> dict:
   elif max(lhs_d) > 1 or "transpose(" in ins["attrs"]:
     kind = "backward-input conv"
     flops /= math.prod(lhs_d)  # The inserted zeros do no useful work.
+    # Named after the forward conv: its input is this conv's output.
     s = f" s{fmt(lhs_d)} (lhs-dilated)" if max(lhs_d) > 1 else ""
     text = (
-      f"dX of {fmt(size)}{s} conv, {lhs[-1]}->{out[-1]} ch, "
-      f"{sp_in}->{sp_out}, batch {out[0]}"
+      f"dX of {fmt(size)}{s} conv {out[-1]}->{lhs[-1]}, "
+      f"{sp_out}->{sp_in}, batch {out[0]}"
     )
   else:
     kind = "forward conv"
@@ -272,6 +273,13 @@ def profile(args) -> dict:
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   hlo = compiled.as_text()
+  peak = None
+  if not args.no_peak:
+    from ii2v_jax import bench
+
+    mm = bench.bench_matmul(3)
+    peak = mm["flops"] / mm["seconds"] / 1e9
+    print(f"fp32 2048x2048 matmul: {peak:,.0f} GFLOP/s", flush=True)
   run()  # Warm-up.
   trace_dir = pathlib.Path(args.trace_dir or tempfile.mkdtemp("_ii2v_prof"))
   walls = []
@@ -303,6 +311,7 @@ def profile(args) -> dict:
     "runs": args.runs,
     "wall_ms_per_run": [w * 1e3 for w in walls],
     "xla_gflop": float(cost.get("flops", float("nan"))) / 1e9,
+    "matmul_peak_gflops": peak,
     "trace_dir": str(trace_dir),
     "ops": ops,
   }
@@ -311,18 +320,25 @@ def profile(args) -> dict:
 # --- report ------------------------------------------------------------------
 
 
-def _rate(gflop: float, ms: float) -> str:
-  return f"{gflop / ms * 1e3:,.0f}" if gflop and ms > 0 else ""
+def _rate(gflop: float, ms: float, peak: float | None = None) -> str:
+  if not gflop or ms <= 0:
+    return ""
+  rate = gflop / ms * 1e3
+  return f"{rate:,.0f}" + (f" ({100 * rate / peak:.0f} %)" if peak else "")
 
 
 def report(result: dict, top: int) -> str:
-  ops = result["ops"]
+  ops, peak = result["ops"], result.get("matmul_peak_gflops")
   total = sum(o["ms_per_run"] for o in ops)
   wall = sorted(result["wall_ms_per_run"])[len(result["wall_ms_per_run"]) // 2]
   lines = [
     f"workload {result['workload']}: wall {wall:,.0f} ms per run (median "
     f"of {result['runs']}), op self time {total:,.0f} ms per run (summed "
-    f"over threads), XLA cost analysis {result['xla_gflop']:,.1f} GFLOP",
+    f"over threads), XLA cost analysis {result['xla_gflop']:,.1f} GFLOP "
+    "(a rolled loop's body counted once)",
+    f"fp32 matmul peak: {peak or float('nan'):,.0f} GFLOP/s (GFLOP/s "
+    "columns: in brackets, % of it); GFLOP counted by this tool: every "
+    "kernel tap, padding included, no lhs-dilation zeros",
     "",
     "| kind | ms/run | % of op time | GFLOP/run | GFLOP/s |",
     "|---|---|---|---|---|",
@@ -333,7 +349,22 @@ def report(result: dict, top: int) -> str:
     gf = sum(o["gflop_per_run"] for o in sel)
     lines.append(
       f"| {kind} | {ms:,.1f} | {100 * ms / total:.1f} % | "
-      f"{gf:,.1f} | {_rate(gf, ms)} |"
+      f"{gf:,.1f} | {_rate(gf, ms, peak)} |"
+    )
+  shapes = collections.defaultdict(lambda: [0.0, 0.0])
+  for o in ops:  # The same layer shape at any batch: one row.
+    if o["kind"] != "other":
+      key = (o["kind"], re.sub(r", batch \d+", "", o["what"]))
+      shapes[key][0] += o["ms_per_run"]
+      shapes[key][1] += o["gflop_per_run"]
+  lines += ["", "| kind | what (any batch) | ms/run | % | GFLOP/s |"]
+  lines.append("|---|---|---|---|---|")
+  for (kind, what), (ms, gf) in sorted(
+    shapes.items(), key=lambda kv: -kv[1][0]
+  )[:top]:
+    lines.append(
+      f"| {kind} | {what} | {ms:,.1f} | {100 * ms / total:.1f} % | "
+      f"{_rate(gf, ms)} |"
     )
   lines += [
     "",
@@ -358,7 +389,13 @@ def main(argv=None) -> int:
   p.add_argument("--trace_dir", help="default: a new temporary folder")
   p.add_argument("--xprof_python", help="interpreter with xprof (fallback)")
   p.add_argument("--json", help="also write the per-op figures here")
+  p.add_argument("--no_peak", action="store_true", help="skip the matmul")
+  p.add_argument("--from_json", help="print the report of a saved --json")
   args = p.parse_args(argv)
+  if args.from_json:
+    result = json.loads(pathlib.Path(args.from_json).read_text())
+    print(report(result, args.top))
+    return 0
   result = profile(args)
   print(report(result, args.top))
   if args.json:
