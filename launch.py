@@ -29,6 +29,14 @@ flags.DEFINE_enum("mode", "train", ["train", "describe"], "What to do.")
 flags.DEFINE_bool(
   "compile", True, "describe: also compile one train step (FLOPs, memory)."
 )
+flags.DEFINE_enum(
+  "distributed", "auto", ["auto", "on", "off"],
+  "Multi-process start-up: auto = when a coordinator is given or a Slurm/"
+  "Open MPI job has several tasks; on = jax's own detection (TPU pods).",
+)  # fmt: skip
+flags.DEFINE_string("coordinator", None, "host:port of process 0.")
+flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+flags.DEFINE_integer("process_id", None, "This process's index.")
 flags.mark_flags_as_required(["config"])
 FLAGS = flags.FLAGS
 
@@ -52,30 +60,22 @@ def parse(argv: list[str]) -> list[str]:
 def main(argv):
   del argv
   # Imported here so `--help` and flag errors stay fast.
-  from ii2v_jax.io import logs
-  from ii2v_jax.training import describe, preflight, train
+  from ii2v_jax.training import run
 
-  config, train_mode = FLAGS.config, FLAGS.mode == "train"
-  workdir = FLAGS.workdir or default_workdir()
-  typed = validate.typed_overrides(sys.argv)
-  try:
-    preflight.check_run(config, workdir, typed, train=train_mode)
-  except validate.ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  if not train_mode:
-    describe.describe(config, compile_step=FLAGS.compile)
-    return 0
-  if not FLAGS["verbosity"].present:  # --verbosity keeps them on the console
-    log = logs.log_to_file(workdir, "train")
-    print(f"workdir {workdir}; library logs in {log}")
-  metrics = train.train_and_evaluate(config, workdir)
-  if "loss_dyn" in metrics:
-    print(
-      f"done: step {config.train.num_steps}, loss_dyn {metrics['loss_dyn']:.4f}"
-    )
-  print(f"checkpoints: {workdir}/checkpoints  tensorboard: {workdir}/tb")
-  return 0
+  return run.run(
+    FLAGS.config,
+    FLAGS.workdir or default_workdir(),
+    mode=FLAGS.mode,
+    compile_step=FLAGS.compile,
+    typed=validate.typed_overrides(sys.argv),
+    distributed=dict(
+      mode=FLAGS.distributed,
+      coordinator=FLAGS.coordinator,
+      num_processes=FLAGS.num_processes,
+      process_id=FLAGS.process_id,
+    ),
+    console_logs=FLAGS["verbosity"].present,
+  )
 
 
 if __name__ == "__main__":

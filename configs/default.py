@@ -131,7 +131,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.eval.train_clips = 8
 
   c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1  # Devices on the data axis; -1 uses all devices.
+  c.mesh.data = -1  # Devices on the data axis; -1 uses all devices left.
+  # Devices on the fsdp axis: parameters and optimizer states are split
+  # over them (each along a dimension it divides); the batch is split over
+  # data x fsdp. 1 = plain data parallelism.
+  c.mesh.fsdp = 1
   return c
 
 
@@ -214,4 +218,5 @@ RULES = {
   "eval.every": (int, ">= 0", "0 = off"),
   "eval.train_clips": (int, ">= 1"),
   "mesh.data": (int, "== -1 or >= 1", "-1 = all devices"),
+  "mesh.fsdp": (int, ">= 1", "devices that split the state"),
 }

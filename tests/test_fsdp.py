@@ -51,3 +51,20 @@ def test_state_is_split_about_four_ways_and_placed_accordingly():
   )
   assert held == per_device
   np.testing.assert_array_equal(np.asarray(placed["dense"]), 1.0)
+
+
+def test_reference_state_is_split_about_four_ways():
+  """Parameters and all three Adam states of the reference generator and
+  both discriminators, on a data 2 x fsdp 4 mesh."""
+  from configs import iper
+  from ii2v_jax.training import optim, state
+
+  c = iper.get_config()
+  optimizers, _ = optim.make_optimizers(c.optim, 1, c.gan)
+  _, _, abstract = state.abstract_state(c, optimizers)
+  mesh = sharding.make_mesh(2, num_fsdp=4)
+  for name in ("params", "opt", "disc"):
+    tree = abstract[name]
+    whole = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
+    held = sharding.bytes_per_device(tree, sharding.state_shardings(tree, mesh))
+    assert 0.25 <= held / whole < 0.27, (name, held / whole)

@@ -8,7 +8,14 @@ goes wrong, so they are kept in `<workdir>/logs/<name>.log`.
 import logging
 import pathlib
 
+import jax
 from absl import logging as absl_logging
+
+
+def process_suffix() -> str:
+  """ "" for process 0 (and single-process runs), ".p<i>" for the others."""
+  i = jax.process_index()
+  return f".p{i}" if i else ""
 
 
 def log_to_file(workdir, name: str) -> pathlib.Path:

@@ -1,5 +1,7 @@
-"""Devices: the mesh and the shardings of batches and train state.
+"""Devices: the mesh, the shardings of batches and state, multi-process start.
 
-One place decides how arrays are laid out over the devices, and training,
-evaluation and the benchmarks all ask it. Imports nothing else of ii2v_jax.
+One place decides how arrays are laid out over the devices (`sharding`: a
+data x fsdp mesh, FSDP state shardings) and how several processes join one
+run (`distributed`); training, evaluation and the benchmarks all ask it.
+Imports nothing else of ii2v_jax.
 """

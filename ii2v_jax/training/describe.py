@@ -17,7 +17,7 @@ def step_cost(config, graphdef, discs, abstract_state, optimizers, schedules):
 
   With discriminators, the step of the GAN phase (the most expensive).
   """
-  mesh = sharding.make_mesh(config.mesh.data)
+  mesh = sharding.make_mesh(config.mesh.data, num_fsdp=config.mesh.fsdp)
   step_fn = train.compile_step(
     config,
     mesh,
@@ -26,6 +26,7 @@ def step_cost(config, graphdef, discs, abstract_state, optimizers, schedules):
     graphdef,
     discs,
     gan_active=discs is not None,
+    state_shardings=sharding.state_shardings(abstract_state, mesh),
   )
   b, t, s = (
     config.train.batch_size,
@@ -49,9 +50,7 @@ def _gib(n: float) -> str:
 
 def state_bytes_line(config, abstract) -> str:
   """Per-device bytes of parameters and optimizer state on the run's mesh."""
-  fsdp = config.mesh.get("fsdp", 1)
-  if jax.device_count() % fsdp:
-    return f"per device: mesh.fsdp={fsdp} does not divide the devices"
+  fsdp = config.mesh.fsdp
   mesh = sharding.make_mesh(config.mesh.data, num_fsdp=fsdp)
   parts = {}
   for name in ("params", "opt"):

@@ -25,20 +25,30 @@ SHAPE_KEYS = ("model.", "data.resolution")
 
 
 def check_devices(config, typed: dict) -> int:
-  """mesh.data against the visible devices, the batch against the mesh;
-  returns the number of devices on the data axis."""
+  """mesh.data x mesh.fsdp against the visible devices, the batch against
+  the mesh; returns the number of devices the batch is split over."""
   count = len(jax.devices())
-  n = count if config.mesh.data == -1 else config.mesh.data
-  if n > count:
+  fsdp = config.mesh.get("fsdp", 1)
+  if count % fsdp:
     validate.fail(
-      "mesh.data", n, typed, f"only {count} devices are visible (-1 = all)"
+      "mesh.fsdp", fsdp, typed, f"must divide the {count} visible devices"
+    )
+  data = count // fsdp if config.mesh.data == -1 else config.mesh.data
+  n = data * fsdp
+  if n > count:
+    product = f"mesh.data x mesh.fsdp = {n} but " if fsdp > 1 else ""
+    validate.fail(
+      "mesh.data",
+      data,
+      typed,
+      f"{product}only {count} devices are visible (-1 = all)",
     )
   if config.train.batch_size % n:
     validate.fail(
       "train.batch_size",
       config.train.batch_size,
       typed,
-      f"must be a multiple of the {n} devices of mesh.data",
+      f"must be a multiple of the {n} devices of the mesh",
     )
   return n
 

@@ -35,13 +35,16 @@ def compile_step(
   disc_graphdefs=None,
   *,
   gan_active: bool = False,
+  state_shardings=None,
 ):
   """The jitted step with explicit shardings; the state is donated.
 
   With discriminators there are two programs: before the GAN start (D
-  state passed through) and after it (`gan_active`).
+  state passed through) and after it (`gan_active`). The state is
+  replicated unless `state_shardings` (FSDP) says otherwise.
   """
   rep, bat = sharding.replicated(mesh), sharding.batch_sharding(mesh)
+  st = rep if state_shardings is None else state_shardings
   gan = None
   if disc_graphdefs is not None:
     gan = gan_step.settings_from_config(
@@ -58,8 +61,8 @@ def compile_step(
   )
   return jax.jit(
     fn,
-    in_shardings=(rep, bat, rep),
-    out_shardings=(rep, rep),
+    in_shardings=(st, bat, rep),
+    out_shardings=(st, rep),
     donate_argnums=(0,),
   )
 
@@ -67,23 +70,29 @@ def compile_step(
 class StepFunctions:
   """Picks (and compiles on first use) the program for each iteration."""
 
-  def __init__(self, config, mesh, optimizers, schedules, graphdef, discs):
+  def __init__(
+    self, config, mesh, optimizers, schedules, graphdef, discs, shardings
+  ):
     self._args = (config, mesh, optimizers, schedules, graphdef, discs)
+    self._shardings = shardings
     self._start = config.gan.start_iteration if discs is not None else None
     self._compiled = {}
 
   def __call__(self, step: int):
     active = self._start is not None and step + 1 >= self._start
     if active not in self._compiled:
-      self._compiled[active] = compile_step(*self._args, gan_active=active)
+      self._compiled[active] = compile_step(
+        *self._args, gan_active=active, state_shardings=self._shardings
+      )
     return self._compiled[active]
 
 
-def initial_state(config, mesh, optimizers, abstract, mngr):
+def initial_state(optimizers, abstract, shardings, mngr, config):
   """(state, data_state): restored from the workdir, or freshly built."""
-  rep = sharding.replicated(mesh)
   target = jax.tree.map(
-    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), abstract
+    lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+    abstract,
+    shardings,
   )
   restored = checkpoint.restore_latest(mngr, target)
   if restored is not None:
@@ -91,9 +100,17 @@ def initial_state(config, mesh, optimizers, abstract, mngr):
   params = build.initial_params(config)
   disc_state = build.initial_disc_state(config)
   init = jax.jit(
-    lambda p, d: state_lib.init_state(p, optimizers, d), out_shardings=rep
+    lambda p, d: state_lib.init_state(p, optimizers, d),
+    out_shardings=shardings,
   )
   return init(params, disc_state), None
+
+
+def whole(params, mesh):
+  """Params replicated for previews and quick metrics (FSDP splits them)."""
+  if mesh.shape.get("fsdp", 1) == 1:
+    return params
+  return jax.device_put(params, sharding.replicated(mesh))
 
 
 class Interrupted(SystemExit):
@@ -204,7 +221,9 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
   """The loop of `train_and_evaluate`: (last metrics, last step)."""
   changed = checkpoint.config_changes(workdir, config)
-  mesh = sharding.make_mesh(config.mesh.data)
+  mesh = sharding.make_mesh(
+    config.mesh.data, num_fsdp=config.mesh.fsdp
+  )
   local_batch = sharding.check_batch_size(config.train.batch_size, mesh)
   it, n_train = pipeline.train_iterator(
     config.data, local_batch=local_batch, seed=config.seed
@@ -217,9 +236,14 @@ def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
   vgg = jax.device_put(
     perceptual.params_from_config(config.loss), sharding.replicated(mesh)
   )
-  step_fns = StepFunctions(config, mesh, optimizers, schedules, graphdef, discs)
+  state_sh = sharding.state_shardings(abstract, mesh)
+  step_fns = StepFunctions(
+    config, mesh, optimizers, schedules, graphdef, discs, state_sh
+  )
   mngr = checkpoint.manager(workdir, max_to_keep=config.train.keep_checkpoints)
-  state, data_state = initial_state(config, mesh, optimizers, abstract, mngr)
+  state, data_state = initial_state(
+    optimizers, abstract, state_sh, mngr, config
+  )
   if data_state is not None:
     it.set_state(data_state)
   start = int(state["step"])
@@ -232,7 +256,7 @@ def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
   log.summary(
     f"params: {build.count_params(state['params']):,}  "
     f"train clips: {n_train:,}  steps/epoch: {steps_per_epoch}  "
-    f"devices: {mesh.shape['data']}  resume from step {start}"
+    f"devices: {sharding.batch_devices(mesh)}  resume from step {start}"
   )
   rollout = inference.make_rollout_fn(graphdef, config.data.num_frames)
   preview = preview_batch(config) if config.train.sample_every else None
@@ -267,9 +291,9 @@ def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
           loss=f"{metrics['loss_dyn']:.3f}", clips_s=f"{rate:.1f}"
         )
       if preview is not None and step % t.sample_every == 0:
-        log_preview(log, step, rollout, state["params"], preview)
+        log_preview(log, step, rollout, whole(state["params"], mesh), preview)
       if quick_eval is not None and step % config.eval.every == 0:
-        log.scalars(step, quick_eval(state["params"]))
+        log.scalars(step, quick_eval(whole(state["params"], mesh)))
       if step % t.checkpoint_every == 0 or step == t.num_steps:
         checkpoint.save(mngr, step, state, it.get_state())
         saved = step
