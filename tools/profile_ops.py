@@ -335,7 +335,8 @@ def report(result: dict, top: int) -> str:
     f"workload {result['workload']}: wall {wall:,.0f} ms per run (median "
     f"of {result['runs']}), op self time {total:,.0f} ms per run (summed "
     f"over threads), XLA cost analysis {result['xla_gflop']:,.1f} GFLOP "
-    "(a rolled loop's body counted once)",
+    "(a rolled loop's body counted once); trace in "
+    f"{result.get('trace_dir')}",
     f"fp32 matmul peak: {peak or float('nan'):,.0f} GFLOP/s (GFLOP/s "
     "columns: in brackets, % of it); GFLOP counted by this tool: every "
     "kernel tap, padding included, no lhs-dilation zeros",
