@@ -9,7 +9,7 @@ import sys
 import jax
 
 from configs import validate
-from ii2v_jax.io import logs
+from ii2v_jax.io import checkpoint, logs
 from ii2v_jax.parallel import distributed as dist
 from ii2v_jax.training import describe, preflight, train
 
@@ -37,7 +37,11 @@ def run(
   if not console_logs:
     log = logs.log_to_file(workdir, f"train{logs.process_suffix()}")
     say(f"workdir {workdir}; library logs in {log}")
-  metrics = train.train_and_evaluate(config, workdir)
+  try:
+    metrics = train.train_and_evaluate(config, workdir)
+  except checkpoint.CheckpointError as e:  # none intact, or a changed shape
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if "loss_dyn" in metrics:
     say(
       f"done: step {config.train.num_steps}, loss_dyn {metrics['loss_dyn']:.4f}"
