@@ -125,3 +125,37 @@ def test_a_signal_stops_at_the_next_step_boundary(
   data = json.loads((step / "data" / "metadata").read_text())
   assert data["next_index"] == 3
   assert sorted(p.name for p in step.parent.iterdir()) == ["3"]
+
+
+def test_sigkill_at_random_points_then_rerun_ends_bit_identical(
+  tiny_data, tmp_path
+):
+  """kill -9 (no handler runs) at a batch, during a save, in orbax's
+  finalize thread and during start-up; the same command each time after."""
+  sys.path.insert(0, str(WORKER.parent))
+  import interrupt_worker  # noqa: PLC0415
+
+  c = interrupt_worker.config(*tiny_data, NUM_STEPS)
+  train.train_and_evaluate(c, str(tmp_path / "straight"))
+  rng = random.Random(9)
+  plans = [
+    [["save", "SIGKILL", 1, rng.uniform(0, 0.05)]],
+    [["step", "SIGKILL", rng.randint(1, 3), rng.uniform(0, 0.3)]],
+    [["finalize", "SIGKILL", 1, 0.0]],
+    [["startup", "SIGKILL", 0, rng.uniform(0.5, 4.0)]],
+    [["save", "SIGKILL", 2, 0.0]],
+    [["step", "SIGKILL", rng.randint(1, 3), rng.uniform(0, 0.3)]],
+  ]
+  workdir = tmp_path / "killed"
+  for plan in plans:
+    out = _run(tiny_data, workdir, plan)
+    assert out.returncode == -signal.SIGKILL, out.stderr[-3000:]
+  out = _run(tiny_data, workdir, [])
+  assert out.returncode == 0, out.stderr[-3000:]
+  (got, got_data), (want, want_data) = (
+    _final(workdir),
+    _final(tmp_path / "straight"),
+  )
+  assert got_data == want_data
+  for (key, a), (_, b) in zip(got, want):
+    assert np.array_equal(np.asarray(a), np.asarray(b)), key
