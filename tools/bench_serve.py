@@ -15,18 +15,22 @@ table and the hardware.
 import argparse
 import concurrent.futures
 import os
+import pathlib
 import platform
 import statistics
 import sys
 import time
 
-import jax
-from starlette.testclient import TestClient
+# Run as a script from anywhere: the repository root holds the packages.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from configs import iper
-from ii2v_jax.models import build
-from ii2v_jax.serve import app as app_lib
-from ii2v_jax.serve import batcher, engine
+import jax  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from configs import iper  # noqa: E402
+from ii2v_jax.models import build  # noqa: E402
+from ii2v_jax.serve import app as app_lib  # noqa: E402
+from ii2v_jax.serve import batcher, engine  # noqa: E402
 
 
 def serve(eng, data_images=()):
