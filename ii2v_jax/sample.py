@@ -23,6 +23,9 @@ from ii2v_jax.io import checkpoint, video_io
 from ii2v_jax.models import inference
 
 DEFAULT_WORKDIR = "runs/synthetic"
+# Longer rollouts drift far from anything the model was trained on, and
+# every frame costs memory at display size.
+MAX_FRAMES = 100
 
 
 class SampleError(ValueError):
@@ -93,10 +96,32 @@ def output_path(args, pokes) -> pathlib.Path:
   return pathlib.Path(args.workdir) / "samples" / name
 
 
+def check_args(args) -> None:
+  """Refuses what cannot give a video, before any work is done."""
+  n = args.num_frames
+  if n is not None and not 1 <= n <= MAX_FRAMES:
+    raise SampleError(
+      f"--num_frames must be between 1 and {MAX_FRAMES}, got {n}"
+    )
+  if not 1 <= args.fps <= 60:
+    raise SampleError(f"--fps must be between 1 and 60, got {args.fps}")
+  if args.out:
+    out = pathlib.Path(args.out)
+    if out.is_dir():
+      raise SampleError(
+        f"--out {args.out} is a folder; name a file, e.g. {out / 'poke.mp4'}"
+      )
+    try:
+      out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+      raise SampleError(
+        f"--out {args.out}: cannot create {out.parent} ({e.strerror})"
+      ) from None
+
+
 def run(args) -> pathlib.Path:
   pokes = [poke.parse_poke(p) for p in args.poke]
-  if args.num_frames is not None and args.num_frames < 1:
-    raise SampleError(f"--num_frames must be at least 1, got {args.num_frames}")
+  check_args(args)
   image = None if args.image is None else load_image(args.image)
   if not (pathlib.Path(args.workdir) / "checkpoints").is_dir():
     raise checkpoint.CheckpointError(
@@ -121,6 +146,10 @@ def main(argv=None) -> int:
     mp4 = run(args)
   except (ValueError, checkpoint.CheckpointError, pipeline.DataError) as e:
     print(f"error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:  # writing the video: a full disk, no permission
+    what = e.filename or "the video"
+    print(f"error: cannot write {what}: {e.strerror}", file=sys.stderr)
     return 2
   print(f"wrote {mp4}")
   print(f"wrote {mp4.with_suffix('.gif')}")

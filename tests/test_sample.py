@@ -145,3 +145,37 @@ def test_strip_is_first_middle_and_last_frame(tmp_path):
   white = np.full((6, 2, 3), 255, np.uint8)
   expected = np.concatenate([video[0], white, video[3], white, video[6]], 1)
   np.testing.assert_array_equal(strip, expected)
+
+
+@pytest.mark.parametrize(
+  "extra, message",
+  [
+    (["--fps", "0"], "--fps must be between 1 and 60"),
+    (["--fps", "-1"], "--fps must be between 1 and 60"),
+    (["--num_frames", "100000"], "--num_frames must be between 1 and 100"),
+    (["--out", "/proc/no/such/o.mp4"], "cannot create /proc/no/such"),
+    (["--out", "{tmp}"], "is a folder; name a file"),
+  ],
+)
+def test_bad_arguments_are_one_line_before_any_work(
+  tmp_path, capsys, extra, message
+):
+  extra = [e.replace("{tmp}", str(tmp_path)) for e in extra]
+  argv = ["--workdir", str(tmp_path / "none"), "--poke", "1,1,1,1", *extra]
+  code, out, err = run_main(capsys, *argv)
+  assert code == 2 and message in err, err
+  assert len(err.strip().splitlines()) == 1 and not out
+
+
+def test_a_config_json_that_is_not_a_config_is_one_line(tmp_path, capsys):
+  (tmp_path / "checkpoints").mkdir()
+  (tmp_path / "config.json").write_text("[1, 2]")
+  code, _, err = run_main(
+    capsys, "--workdir", str(tmp_path), "--poke", "1,1,1,1"
+  )
+  assert code == 2 and "holds a JSON list, not a config" in err, err
+  (tmp_path / "config.json").write_text("{broken")
+  code, _, err = run_main(
+    capsys, "--workdir", str(tmp_path), "--poke", "1,1,1,1"
+  )
+  assert code == 2 and "is not a readable config" in err, err

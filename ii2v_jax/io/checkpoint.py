@@ -286,7 +286,15 @@ def read_config(workdir):
   path = pathlib.Path(workdir) / "config.json"
   if not path.exists():
     raise CheckpointError(f"{workdir} holds no config.json")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  try:
+    tree = json.loads(path.read_text())
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise CheckpointError(f"{path} is not a readable config: {e}") from None
+  if not isinstance(tree, dict):
+    raise CheckpointError(
+      f"{path} holds a JSON {type(tree).__name__}, not a config"
+    )
+  return ml_collections.ConfigDict(tree)
 
 
 @functools.lru_cache(maxsize=4)
