@@ -244,11 +244,12 @@ def write_config(workdir, config) -> None:
   tmp.replace(path)
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
+def flat_keys(d: dict, prefix: str = "") -> dict:
+  """Nested dict -> {"a.b.c": value}."""
   out = {}
   for k, v in d.items():
     if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
+      out.update(flat_keys(v, f"{prefix}{k}."))
     else:
       out[f"{prefix}{k}"] = v
   return out
@@ -263,8 +264,8 @@ def config_changes(workdir, config) -> list[str]:
   path = pathlib.Path(workdir) / "config.json"
   if not path.exists():
     return []
-  old = _flat(json.loads(path.read_text()))
-  new = _flat(json.loads(config.to_json_best_effort()))
+  old = flat_keys(json.loads(path.read_text()))
+  new = flat_keys(json.loads(config.to_json_best_effort()))
   changed = sorted(
     k for k in old.keys() | new.keys() if old.get(k) != new.get(k)
   )

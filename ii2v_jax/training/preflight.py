@@ -18,6 +18,7 @@ import jax
 from configs import validate
 from configs.validate import ConfigError
 from ii2v_jax.data import pipeline
+from ii2v_jax.io import checkpoint
 
 # Keys whose change makes a workdir's checkpoints unrestorable (as
 # `ii2v_jax.io.checkpoint.config_changes` decides).
@@ -53,16 +54,6 @@ def check_devices(config, typed: dict) -> int:
   return n
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
-
-
 def _writable(path: pathlib.Path) -> bool:
   """Whether `path` (or its nearest existing ancestor) takes a new entry:
   tried with an empty folder, removed at once (os.access trusts root)."""
@@ -89,13 +80,13 @@ def check_workdir(workdir: str, config, typed: dict) -> None:
   if not stored.exists():
     return
   try:
-    old = _flat(json.loads(stored.read_text()))
+    old = checkpoint.flat_keys(json.loads(stored.read_text()))
   except (OSError, ValueError, AttributeError):
     raise ConfigError(
       f"{flag}: its config.json is unreadable (not a saved config); "
       "use a new --workdir"
     ) from None
-  new = _flat(json.loads(config.to_json_best_effort()))
+  new = checkpoint.flat_keys(json.loads(config.to_json_best_effort()))
   for key in sorted(new):
     if key.startswith(SHAPE_KEYS) and old.get(key) != new[key]:
       validate.fail(
