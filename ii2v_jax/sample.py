@@ -65,8 +65,17 @@ def render(workdir: str, image, pokes, num_frames: int | None, fit="crop"):
   return video_io.poked_frames(first, video, arrows)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+  """argparse whose usage errors are one line (no usage block), exit 2."""
+
+  def error(self, message):
+    self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parse_args(argv):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p = _OneLineParser(
+    prog="python -m ii2v_jax.sample", description=__doc__.splitlines()[0]
+  )
   p.add_argument(
     "--poke",
     action="append",
@@ -105,6 +114,8 @@ def check_args(args) -> None:
     )
   if not 1 <= args.fps <= 60:
     raise SampleError(f"--fps must be between 1 and 60, got {args.fps}")
+  if args.out is not None and not args.out.strip():
+    raise SampleError("--out is empty; name a file, e.g. poke.mp4")
   if args.out:
     out = pathlib.Path(args.out)
     if out.is_dir():

@@ -1,5 +1,5 @@
-"""Seeded fuzz of launch.py, flow.precompute, the video_folder builder
-(and of what sample, evaluate and convert already refuse cleanly).
+"""Seeded fuzz of launch.py, flow.precompute, the video_folder builder,
+sample, evaluate and convert.
 
 Several hundred wrong command lines, each run with a timeout beside an
 existing trained workdir, dataset, flow folder and video_folder build that
@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 import real_clips
 from fuzz_cli import FINE, Case, mutate, problems, run_case, snapshot
+from test_convert import reference_shapes
+
+from ii2v_jax.convert import torch_checkpoint as tc
 
 SEED = 20260501
 
@@ -122,7 +125,15 @@ def world(tiny_workdir, tiny_data, tmp_path_factory):
   for name, text in [("garbage", "{not json"), ("listcfg", "[1, 2]")]:
     (files / name).mkdir()
     (files / name / "config.json").write_text(text)
+    # With checkpoints/ beside it, sample gets as far as reading it.
+    (files / f"{name}_ck" / "checkpoints").mkdir(parents=True)
+    (files / f"{name}_ck" / "config.json").write_text(text)
   (files / "raft.npz").write_text("not a zip\n")
+  # A valid tiny generator state_dict: convert gets past reading its input.
+  shapes = reference_shapes(64, channels=16, poke_channels=4, min_channels=4)
+  tc.save_npz(
+    {k: np.zeros(v, np.float32) for k, v in shapes.items()}, files / "gen.npz"
+  )
   data_dir, name = tiny_data
   return dict(
     workdir=workdir,
@@ -251,38 +262,98 @@ def video_folder_cases(w, rng) -> list[Case]:
 
 
 def other_cases(w, rng) -> list[Case]:
-  """sample, evaluate and convert on the trained workdir: only the inputs
-  their CLIs refuse cleanly today (see the report of issue 14 for the
-  ones that still fail: sample's --fps 0, a huge --num_frames, --out into
-  a missing folder; argparse's usage block in evaluate and convert)."""
+  """sample, evaluate and convert on the trained workdir: each refusal once,
+  then random mixes of them."""
   f, base = w["files"], ["--workdir", str(w["workdir"])]
   good = ["--poke", "10,10,1,1"]
   sample = [
     ["--poke", "abc"],
     ["--poke", "1,2,3"],
     ["--poke", "1e300,1,1,1"],
+    ["--poke", "nan,1,1,1"],
     good + ["--num_frames", "0"],
+    good + ["--num_frames", "101"],
+    good + ["--num_frames", "100000"],
+    good + ["--num_frames", "x"],
+    good + ["--fps", "0"],
+    good + ["--fps", "-1"],
+    good + ["--fps", "61"],
+    good + ["--fps", "2.5"],
+    good + ["--fit", "bogus"],
+    good + ["--bogus"],
+    good + ["--out", str(f)],  # A folder.
+    good + ["--out", "/proc/fuzz/o.mp4"],
+    good + ["--out", str(f / "afile" / "o.mp4")],
+    good + ["--out", ""],
     good + ["--image", "/nonexistent.png"],
     good + ["--image", str(f / "afile")],
+    good + ["--workdir", str(f / "garbage_ck")],
+    good + ["--workdir", str(f / "listcfg_ck")],
+    good + ["--workdir", str(f / "afile")],
   ]
   evaluate = [
     ["--num_clips", "-5"],
     ["--num_clips", "0"],
+    ["--num_clips", "abc"],
     ["--fvd_clips", "1"],
+    ["--fvd_clips", "1.5"],
+    ["--seed", "x"],
     ["--metrics", "bogus"],
+    ["--metrics", ""],
     ["--split", "nope"],
+    ["--split", ""],
+    ["--bogus"],
+    ["--workdir", str(f / "afile")],
+    ["--workdir", str(f)],  # No config.json.
+    ["--workdir", "/nonexistent/run"],
+    ["--workdir", str(f / "garbage")],
+    ["--workdir", str(f / "listcfg_ck")],
   ]
-  cases = mutate("sample", base, sample, rng, 12)
-  cases += mutate("evaluate", base, evaluate, rng, 10)
-  # convert --force with a bad input must leave the trained run alone.
+  cases = [Case("sample", tuple(base + words)) for words in sample]
+  cases.append(Case("sample", tuple(base)))  # No --poke.
+  cases += mutate("sample", base, sample, rng, 20)
+  cases += [Case("evaluate", tuple(base + words)) for words in evaluate]
+  cases.append(Case("evaluate", tuple(base + ["--workdir"])))
+  cases += mutate("evaluate", base, evaluate, rng, 15)
+  return cases + convert_cases(w)
+
+
+def convert_cases(w) -> list[Case]:
+  """convert: bad flags and outputs; with --force, a bad input or config
+  must leave the trained run alone."""
+  f, trained = w["files"], str(w["workdir"])
+  gen = [
+    "--torch_checkpoint",
+    str(f / "gen.npz"),
+    "--config",
+    "configs/tiny.py",
+  ]
+  cases = [
+    [],
+    ["--workdir", trained],
+    ["--torch_checkpoint", str(f / "gen.npz")],
+    ["--bogus"],
+    ["--torchvision_vgg19", "/nonexistent.pth"],  # No --out.
+    ["--torchvision_vgg19", str(f / "gen.npz"), "--out", "/proc/fuzz/v.npz"],
+    gen + ["--workdir", trained],  # Holds checkpoints; no --force.
+    gen + ["--workdir", "/proc/fuzz/run", "--force"],
+    gen + ["--workdir", str(f / "afile"), "--force"],
+    gen + ["--workdir", str(f / "afile" / "below")],
+  ]
   for words in (
     ["--torch_checkpoint", "/nonexistent.pt"],
-    ["--torch_checkpoint", "/nonexistent.pt", "--force"],
-    ["--torch_checkpoint", str(f / "afile"), "--force"],
-    ["--torch_checkpoint", str(f / "raft.npz"), "--force"],
+    ["--torch_checkpoint", str(f / "afile")],
+    ["--torch_checkpoint", str(f / "raft.npz")],
+    ["--torch_checkpoint", str(f)],
+    ["--step", "-3"],
+    ["--step", "abc"],
+    ["--config", "configs/nope.py"],
+    ["--config", "configs/iper.py:abc"],
+    ["--disc_patch_checkpoint", str(f / "gen.npz")],  # Not a patch D.
+    ["--disc_temporal_checkpoint", "/nonexistent.pt"],
   ):
-    cases.append(Case("convert", tuple(base + words)))
-  return cases
+    cases.append(gen + ["--workdir", trained, "--force"] + words)
+  return [Case("convert", tuple(words)) for words in cases]
 
 
 def subprocess_sample(cases, w, rng) -> list[Case]:
@@ -319,7 +390,8 @@ def test_fuzz_command_lines(world):
     failures[:30]
   )
   assert snapshot(*protected) == start
-  print(json.dumps({k: round(v, 1) for k, v in seconds.items()}))
+  seconds = {k: round(v, 1) for k, v in seconds.items()}
+  print(json.dumps({"cases": len(cases), "seconds": seconds}))
 
 
 def test_harness_sees_tracebacks_hangs_and_damage(tmp_path, monkeypatch):

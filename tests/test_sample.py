@@ -14,7 +14,10 @@ from ii2v_jax.io import video_io
 
 
 def run_main(capsys, *argv):
-  code = sample.main(list(argv))
+  try:
+    code = sample.main(list(argv))
+  except SystemExit as e:  # argparse's usage errors.
+    code = e.code
   out = capsys.readouterr()
   return code, out.out, out.err
 
@@ -155,6 +158,10 @@ def test_strip_is_first_middle_and_last_frame(tmp_path):
     (["--num_frames", "100000"], "--num_frames must be between 1 and 100"),
     (["--out", "/proc/no/such/o.mp4"], "cannot create /proc/no/such"),
     (["--out", "{tmp}"], "is a folder; name a file"),
+    (["--out", ""], "--out is empty"),
+    (["--fps", "abc"], "argument --fps: invalid int value"),
+    (["--fit", "bogus"], "argument --fit: invalid choice"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
   ],
 )
 def test_bad_arguments_are_one_line_before_any_work(
