@@ -69,6 +69,15 @@ def missing_metadata(step):
   (step / "state" / "_METADATA").unlink()
 
 
+def garbled_step_metadata(step):
+  """orbax's own record of the step (its items, when it was committed)."""
+  (step / "_CHECKPOINT_METADATA").write_text('{"item_handlers": [garbage')
+
+
+def missing_step_metadata(step):
+  (step / "_CHECKPOINT_METADATA").unlink()
+
+
 def missing_state(step):
   shutil.rmtree(step / "state")
 
@@ -84,6 +93,8 @@ DAMAGE = [
   arrays_of_another_step,
   garbled_metadata,
   missing_metadata,
+  garbled_step_metadata,
+  missing_step_metadata,
   missing_state,
   empty_folder,
 ]
@@ -137,7 +148,9 @@ def test_a_damaged_step_is_skipped_everywhere(
 
 
 @pytest.mark.parametrize(
-  "damage", [truncated, empty_folder], ids=lambda f: f.__name__
+  "damage",
+  [truncated, empty_folder, missing_step_metadata],
+  ids=lambda f: f.__name__,
 )
 def test_no_intact_step_stops_with_one_line(
   two_steps, tmp_path, damage, capsys

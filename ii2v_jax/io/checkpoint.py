@@ -62,21 +62,35 @@ def _first_line(e: Exception) -> str:
   return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
 
 
-def _has_checksums(step_dir: pathlib.Path) -> bool:
+def _step_metadata(step_dir: pathlib.Path) -> dict:
+  """orbax's record of the step and its items; raises _Damaged.
+
+  orbax itself only logs a garbled one and restores anyway.
+  """
+  path = step_dir / "_CHECKPOINT_METADATA"
+  if not path.is_file():
+    raise _Damaged("its _CHECKPOINT_METADATA is missing")
+  try:
+    meta = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    why = _first_line(e)
+    raise _Damaged(f"its _CHECKPOINT_METADATA is unreadable ({why})") from e
+  if not isinstance(meta, dict):
+    raise _Damaged("its _CHECKPOINT_METADATA is not a JSON object")
+  return meta
+
+
+def _has_checksums(step_dir: pathlib.Path, meta: dict) -> bool:
   """True if the step holds checksums, False for a step saved before them.
 
   Raises _Damaged when they are missing from a step that had them.
   """
   if (step_dir / integrity.ITEM).is_dir():
     return True
-  try:
-    meta = json.loads((step_dir / "_CHECKPOINT_METADATA").read_text())
-    handlers = meta["item_handlers"]
-    legacy = integrity.ITEM not in handlers and "state" in handlers
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise _Damaged(
-      f"no checksums, and its metadata is unreadable ({_first_line(e)})"
-    ) from e
+  handlers = meta.get("item_handlers")
+  if not isinstance(handlers, dict):
+    raise _Damaged("no checksums, and its metadata names no items")
+  legacy = integrity.ITEM not in handlers and "state" in handlers
   if not legacy:
     raise _Damaged("its checksums are missing")
   return False
@@ -111,7 +125,7 @@ def _restore_step(mngr, step: int, items: dict) -> dict:
     raise _Damaged("its folder is empty")
   if not (step_dir / "state").is_dir():
     raise _Damaged("its state/ folder is missing")
-  verified = _has_checksums(step_dir)
+  verified = _has_checksums(step_dir, _step_metadata(step_dir))
   if verified:
     items = dict(items, **{integrity.ITEM: ocp.args.JsonRestore()})
   try:
