@@ -7,8 +7,11 @@ shared feature spec (`video`, `flow`, `fg_mask`, ...). Each example becomes
 evaluation, the poke location and vector.
 """
 
+import contextlib
 import dataclasses
 import pathlib
+import signal
+from multiprocessing import resource_tracker
 
 import grain
 import jax
@@ -170,6 +173,64 @@ class HostRows(grain.MapDataset):
     return self._parent[batch * self._global + self._offset + row]
 
 
+# A terminal's Ctrl-C reaches the whole process group, but only the main
+# process decides how to stop (it saves a whole step and stops the workers).
+def _ignore_sigint(worker_index: int, worker_count: int) -> None:
+  """grain's worker_init_fn: each worker ignores SIGINT."""
+  del worker_index, worker_count
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+  old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+  try:
+    yield
+  finally:
+    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+class _WorkerBatches:
+  """The grain iterator, called with SIGINT blocked in this thread.
+
+  Threads and worker processes that grain starts in a call inherit the
+  blocked signal, so a Ctrl-C during a worker's seconds of start-up (before
+  its worker_init_fn) does not kill it. This process still gets it: the
+  kernel hands it to another thread, or to this one after the call.
+  """
+
+  def __init__(self, dataset):
+    # Starting the resource tracker unblocks SIGINT in the thread that
+    # starts it (CPython's resource_tracker): start it here, first.
+    resource_tracker.ensure_running()
+    with _sigint_blocked():
+      self._it = iter(dataset)
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    with _sigint_blocked():
+      return next(self._it)
+
+  def get_state(self):
+    return self._it.get_state()
+
+  def set_state(self, state) -> None:
+    with _sigint_blocked():
+      self._it.set_state(state)
+
+  def close(self) -> None:
+    self._it.close()
+
+
+def _own_memory(batch: dict) -> dict:
+  """A copy out of the workers' shared memory. On CPU, jax arrays made from
+  it keep the blocks alive past shutdown, and Python's resource tracker
+  then warns of 'leaked shared_memory objects' at every exit."""
+  return jax.tree.map(np.array, batch)
+
+
 def train_iterator(
   data_cfg,
   *,
@@ -208,8 +269,10 @@ def train_iterator(
   it_ds = ds.to_iter_dataset(read)
   if data_cfg.num_workers > 0:
     it_ds = it_ds.mp_prefetch(
-      grain.MultiprocessingOptions(num_workers=data_cfg.num_workers)
+      grain.MultiprocessingOptions(num_workers=data_cfg.num_workers),
+      worker_init_fn=_ignore_sigint,
     )
+    return _WorkerBatches(it_ds.map(_own_memory)), len(source)
   return iter(it_ds), len(source)
 
 
