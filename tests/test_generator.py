@@ -347,6 +347,29 @@ def test_subpixel_up_conv_equals_flax_conv_transpose():
   up.kernel.value, up.bias.value = ref.kernel.value, ref.bias.value
   x = jax.random.normal(jax.random.key(2), (2, 6, 6, 5))
   np.testing.assert_allclose(up(x), ref(x), atol=1e-5)
+  # The phase form must also differentiate like the input-dilated conv.
+  g = jax.random.normal(jax.random.key(4), (2, 12, 12, 7))
+
+  def grads(fn):
+    return jax.grad(lambda x, k: jnp.sum(fn(x, k) * g), (0, 1))(
+      x, ref.kernel.value
+    )
+
+  def dilated(x, k):
+    return lax.conv_transpose(
+      x,
+      k,
+      (2, 2),
+      layers.PAD_UP,
+      transpose_kernel=True,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+
+  def phases(x, k):
+    return layers.conv_transpose_up(x, k, jnp.zeros(7), jnp.float32)
+
+  for ours, theirs in zip(grads(phases), grads(dilated)):
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
 def test_colour_stats_decoder_restores_x0_colour(inputs64):
