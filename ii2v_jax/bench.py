@@ -59,24 +59,30 @@ def flops_of(jitted, *args) -> float:
   return float(cost.get("flops", float("nan")))
 
 
-def bench_matmul(repeats: int, n: int = 2048) -> dict:
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+def bench_matmul(repeats: int, n: int = 2048, dtype: str = "float32") -> dict:
+  a = jax.random.normal(jax.random.key(0), (n, n), build.DTYPES[dtype])
   f = jax.jit(lambda x: x @ x)
   sec = timed(f, a, repeats=repeats)
-  return {"seconds": sec, "flops": 2.0 * n**3, "what": f"fp32 {n}x{n} matmul"}
+  short = "fp32" if dtype == "float32" else "bf16"
+  return {
+    "seconds": sec,
+    "flops": 2.0 * n**3,
+    "what": f"{short} {n}x{n} matmul",
+  }
 
 
-def reference_config(resolution: int, batch: int):
+def reference_config(resolution: int, batch: int, dtype: str = "float32"):
   c = default.get_config()
+  c.model.dtype = dtype
   c.data.resolution = resolution
   c.train.batch_size = batch
   c.mesh.data = 1
   return c
 
 
-def sample_workload(resolution: int, batch: int = 1):
+def sample_workload(resolution: int, batch: int = 1, dtype: str = "float32"):
   """(rollout fn, its unrolled twin, args) at reference widths."""
-  c = reference_config(resolution, batch)
+  c = reference_config(resolution, batch, dtype)
   graphdef, params = build.split_generator(build.build_generator(c))
   from ii2v_jax.models import inference
 
@@ -87,8 +93,10 @@ def sample_workload(resolution: int, batch: int = 1):
   return roll, unrolled, (params, x0, pk)
 
 
-def bench_sample(resolution: int, repeats: int, batch: int = 1) -> dict:
-  roll, unrolled, (params, x0, pk) = sample_workload(resolution, batch)
+def bench_sample(
+  resolution: int, repeats: int, batch: int = 1, dtype: str = "float32"
+) -> dict:
+  roll, unrolled, (params, x0, pk) = sample_workload(resolution, batch, dtype)
   out = {
     "seconds": timed(roll, params, x0, pk, repeats=repeats),
     "flops": flops_of(unrolled, params, x0, pk),
@@ -97,6 +105,9 @@ def bench_sample(resolution: int, repeats: int, batch: int = 1) -> dict:
   if batch > 1:
     out["batch"] = batch
     out["seconds_per_clip"] = out["seconds"] / batch
+    out["clips_per_second"] = batch / out["seconds"]
+  if dtype != "float32":
+    out["what"] += f", {dtype}"
   return out
 
 
@@ -115,10 +126,10 @@ TRAIN_STEPS = {
 }
 
 
-def train_workload(name: str):
+def train_workload(name: str, dtype: str = "float32"):
   """(jitted step, state, batch, vgg params) of a TRAIN_STEPS entry."""
   batch, layers, gans = TRAIN_STEPS[name]
-  c = reference_config(64, batch)
+  c = reference_config(64, batch, dtype)
   if layers is not None:
     c.loss.perceptual_layers = layers
   c.gan.enabled = gans
@@ -141,10 +152,10 @@ def train_workload(name: str):
   return step, st, b, vgg
 
 
-def bench_train_step(name: str, repeats: int) -> dict:
+def bench_train_step(name: str, repeats: int, dtype: str = "float32") -> dict:
   """One full iteration at reference widths, 64x64 (see TRAIN_STEPS)."""
   batch, layers, gans = TRAIN_STEPS[name]
-  step, st, b, vgg = train_workload(name)
+  step, st, b, vgg = train_workload(name, dtype)
   compiled = step.lower(st, b, vgg).compile()
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -161,7 +172,9 @@ def bench_train_step(name: str, repeats: int) -> dict:
   out = {
     "seconds": timed(run, repeats=repeats),
     "flops": float(cost.get("flops", float("nan"))),
-    "what": what + f"batch {batch}, 64x64",
+    "what": what
+    + f"batch {batch}, 64x64"
+    + ("" if dtype == "float32" else f", {dtype}"),
   }
   if mem is not None:
     out["compiled_memory_bytes"] = int(
@@ -205,32 +218,34 @@ def _gib(n) -> str:
   return "" if n is None else f"{n / 2**30:.2f} GiB"
 
 
+def _time_cell(r: dict) -> str:
+  if r.get("flops") is None and "clips_per_second" in r:
+    return f"{r['clips_per_second']:,.1f} clips/s"  # The input pipeline.
+  cell = f"{r['seconds'] * 1e3:,.1f} ms"
+  if "seconds_per_clip" in r:
+    cell += (
+      f" ({r['seconds_per_clip'] * 1e3:,.1f} ms/clip, "
+      f"{r['clips_per_second']:,.2f} clips/s)"
+    )
+  return cell
+
+
 def table(results: dict, peak: float | None) -> str:
   rows = [
-    "| benchmark | time | GFLOP | achieved GFLOP/s | of fp32 matmul "
+    "| benchmark | time | GFLOP | achieved GFLOP/s | of the matmul "
     "| compiled memory |",
     "|---|---|---|---|---|---|",
   ]
-  for name, r in results.items():
+  for r in results.values():
     fl = r.get("flops")
     rate = fl / r["seconds"] if fl else None
     rows.append(
-      f"| {r['what']} | {r['seconds'] * 1e3:,.1f} ms | "
+      f"| {r['what']} | {_time_cell(r)} | "
       f"{'' if fl is None else f'{fl / 1e9:,.1f}'} | "
       f"{'' if rate is None else f'{rate / 1e9:,.1f}'} | "
       f"{'' if rate is None or not peak else f'{100 * rate / peak:.0f} %'} | "
       f"{_gib(r.get('compiled_memory_bytes'))} |"
     )
-    if "seconds_per_clip" in r:
-      rows[-1] = rows[-1].replace(
-        f"{r['seconds'] * 1e3:,.1f} ms",
-        f"{r['seconds'] * 1e3:,.1f} ms ({r['seconds_per_clip'] * 1e3:,.1f}"
-        " ms/clip)",
-      )
-    if "clips_per_second" in r:
-      rows[-1] = rows[-1].replace(
-        f"{r['seconds'] * 1e3:,.1f} ms", f"{r['clips_per_second']:,.1f} clips/s"
-      )
   return "\n".join(rows)
 
 
@@ -240,17 +255,24 @@ def main(argv=None) -> None:
   p.add_argument("--out", default="bench_results")
   p.add_argument("--repeats", type=int, default=5)
   p.add_argument("--only", default=",".join(ALL))
+  p.add_argument(
+    "--dtype",
+    default="float32",
+    choices=sorted(build.DTYPES),
+    help="compute dtype of the models and the matmul (model.dtype)",
+  )
   args = p.parse_args(argv)
+  dt = args.dtype
   results = {}
   for name in args.only.split(","):
     print(f"running {name} ...", flush=True)
     if name == "matmul":
-      results[name] = bench_matmul(args.repeats)
+      results[name] = bench_matmul(args.repeats, dtype=dt)
     elif name.startswith("sample_"):
       res, batch = parse_sample(name)
-      results[name] = bench_sample(res, args.repeats, batch)
+      results[name] = bench_sample(res, args.repeats, batch, dt)
     elif name.startswith("train_step"):
-      results[name] = bench_train_step(name, args.repeats)
+      results[name] = bench_train_step(name, args.repeats, dt)
     elif name == "input":
       results[name] = bench_input(args.data_dir)
     else:
@@ -265,7 +287,9 @@ def main(argv=None) -> None:
   report = {
     "machine": machine(),
     "results": results,
-    "fp32_matmul_flops_per_second": peak,
+    "dtype": dt,
+    "fp32_matmul_flops_per_second": peak if dt == "float32" else None,
+    "matmul_flops_per_second": peak,
   }
   (out / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
   print(json.dumps(report["machine"]))
