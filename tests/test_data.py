@@ -129,3 +129,37 @@ def test_per_process_batches_stitch_into_the_single_process_batch(
   )
   next(it0), next(it1)
   assert it0.get_state() == it1.get_state()
+
+
+def test_a_data_position_carries_over_to_another_process_count(tiny_config):
+  """A position saved by 2 processes (or bare, as older checkpoints hold
+  it) puts 1 process at the next global batch."""
+  from ii2v_jax.training import train
+
+  cfg = tiny_config.data
+  cfg.num_workers = 0
+
+  def iterator(local_batch, index, count):
+    it, _ = pipeline.train_iterator(
+      cfg,
+      local_batch=local_batch,
+      seed=7,
+      process_index=index,
+      process_count=count,
+    )
+    return it
+
+  halves = [iterator(4, i, 2) for i in range(2)]
+  for _ in range(2):
+    for it in halves:
+      next(it)
+  bare = halves[0].get_state()
+  saved = {"iterator": bare, "process_count": 2, "local_batch": 4}
+  expected = np.concatenate([next(it)["video"] for it in halves])
+  one = iterator(8, 0, 1)
+  note = train.resume_input(one, saved)
+  assert note.startswith("checkpoint written by 2 processes, resumed by 1")
+  np.testing.assert_array_equal(next(one)["video"], expected)
+  old = iterator(8, 0, 1)
+  assert train.resume_input(old, bare) is None
+  np.testing.assert_array_equal(next(old)["video"], expected)

@@ -123,7 +123,7 @@ def test_a_signal_stops_at_the_next_step_boundary(
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
   step = tmp_path / "checkpoints" / "3"
   data = json.loads((step / "data" / "metadata").read_text())
-  assert data["next_index"] == 3
+  assert data["iterator"]["next_index"] == 3 and data["process_count"] == 1
   assert sorted(p.name for p in step.parent.iterdir()) == ["3"]
 
 

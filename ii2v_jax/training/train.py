@@ -106,6 +106,37 @@ def initial_state(optimizers, abstract, shardings, mngr, config):
   return init(params, disc_state), None
 
 
+def data_position(it, local_batch: int) -> dict:
+  """The input position a checkpoint stores, with who wrote it."""
+  return {
+    "iterator": it.get_state(),
+    "process_count": jax.process_count(),
+    "local_batch": local_batch,
+  }
+
+
+def resume_input(it, saved: dict) -> str | None:
+  """Sets the iterator to a checkpoint's position; a note if the process
+  count changed.
+
+  The iterator counts global batches (every process reads the same global
+  clip order, `pipeline.HostRows`), so its state is the same in any process
+  count: the position carries over as it is. Checkpoints saved before the
+  process count was stored hold the bare iterator state.
+  """
+  if "iterator" not in saved:
+    it.set_state(saved)
+    return None
+  it.set_state(saved["iterator"])
+  was, now = saved["process_count"], jax.process_count()
+  if was == now:
+    return None
+  return (
+    f"checkpoint written by {was} processes, resumed by {now}: the data "
+    "position counts global batches, so it carries over"
+  )
+
+
 def whole(params, mesh):
   """Params replicated for previews and quick metrics (FSDP splits them)."""
   if mesh.shape.get("fsdp", 1) == 1:
@@ -221,9 +252,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
   """The loop of `train_and_evaluate`: (last metrics, last step)."""
   changed = checkpoint.config_changes(workdir, config)
-  mesh = sharding.make_mesh(
-    config.mesh.data, num_fsdp=config.mesh.fsdp
-  )
+  mesh = sharding.make_mesh(config.mesh.data, num_fsdp=config.mesh.fsdp)
   local_batch = sharding.check_batch_size(config.train.batch_size, mesh)
   it, n_train = pipeline.train_iterator(
     config.data, local_batch=local_batch, seed=config.seed
@@ -244,8 +273,9 @@ def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
   state, data_state = initial_state(
     optimizers, abstract, state_sh, mngr, config
   )
+  moved = None
   if data_state is not None:
-    it.set_state(data_state)
+    moved = resume_input(it, data_state)
   start = int(state["step"])
   log = writer.Writer(workdir)
   if jax.process_index() == 0:
@@ -253,6 +283,8 @@ def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
   log.text(0, "config", str(config))
   if changed:
     log.summary(f"resuming with changed config keys: {', '.join(changed)}")
+  if moved:
+    log.summary(moved)
   log.summary(
     f"params: {build.count_params(state['params']):,}  "
     f"train clips: {n_train:,}  steps/epoch: {steps_per_epoch}  "
@@ -295,11 +327,11 @@ def _train(config, workdir: str, stop: StopFlag) -> tuple[dict, int]:
       if quick_eval is not None and step % config.eval.every == 0:
         log.scalars(step, quick_eval(whole(state["params"], mesh)))
       if step % t.checkpoint_every == 0 or step == t.num_steps:
-        checkpoint.save(mngr, step, state, it.get_state())
+        checkpoint.save(mngr, step, state, data_position(it, local_batch))
         saved = step
     if stop.signum is not None and step > saved:
       log.summary(f"interrupted: saving step {step} before exiting")
-      checkpoint.save(mngr, step, state, it.get_state())
+      checkpoint.save(mngr, step, state, data_position(it, local_batch))
   finally:
     bar.close()
     mngr.wait_until_finished()
