@@ -1,6 +1,8 @@
 """Test setup: 8 fake CPU devices, set before jax is imported anywhere."""
 
 import os
+import pathlib
+import sys
 import tempfile
 
 os.environ["XLA_FLAGS"] = (
@@ -34,6 +36,28 @@ def _build_tiny(tmp_path_factory, resolution):
 def tiny_data(tmp_path_factory):
   """A real (small) articulated-pokes build: (data_dir, dataset name)."""
   return _build_tiny(tmp_path_factory, 64)
+
+
+@pytest.fixture(scope="session")
+def launch_argv(tiny_data):
+  """launch_argv(workdir, *flags): `launch.py` on the tiny config and data."""
+  root = pathlib.Path(__file__).resolve().parents[1]
+  data_dir, name = tiny_data
+
+  def argv(workdir, *extra) -> list[str]:
+    return [
+      sys.executable,
+      str(root / "launch.py"),
+      "--config",
+      str(root / "configs" / "tiny.py"),
+      "--workdir",
+      str(workdir),
+      f"--config.data.data_dir={data_dir}",
+      f"--config.data.name={name}",
+      *extra,
+    ]
+
+  return argv
 
 
 @pytest.fixture(scope="session")

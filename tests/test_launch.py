@@ -1,27 +1,11 @@
 """launch.py as a user runs it: a quiet console, library logs in the workdir."""
 
-import pathlib
 import re
 import subprocess
-import sys
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def launch(tiny_data, workdir, *extra) -> list[str]:
-  data_dir, name = tiny_data
-  argv = [
-    sys.executable,
-    str(ROOT / "launch.py"),
-    "--config",
-    str(ROOT / "configs" / "tiny.py"),
-    "--workdir",
-    str(workdir),
-    f"--config.data.data_dir={data_dir}",
-    f"--config.data.name={name}",
-    "--config.train.progress_bar=True",
-    *extra,
-  ]
+def launch(launch_argv, workdir, *extra) -> list[str]:
+  argv = launch_argv(workdir, "--config.train.progress_bar=True", *extra)
   done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
   assert done.returncode == 0, done.stderr[-3000:]
   text = (done.stdout + done.stderr).replace("\r", "\n")
@@ -30,8 +14,8 @@ def launch(tiny_data, workdir, *extra) -> list[str]:
   return [line for line in text.splitlines() if line and not bar.search(line)]
 
 
-def test_console_shows_summary_and_bar_logs_go_to_file(tiny_data, tmp_path):
-  lines = launch(tiny_data, tmp_path / "w")
+def test_console_shows_summary_and_bar_logs_go_to_file(launch_argv, tmp_path):
+  lines = launch(launch_argv, tmp_path / "w")
   log = tmp_path / "w" / "logs" / "train.log"
   assert len(lines) <= 8, "\n".join(lines)
   assert any(str(log) in line for line in lines)
@@ -43,5 +27,5 @@ def test_console_shows_summary_and_bar_logs_go_to_file(tiny_data, tmp_path):
   assert "Finished saving checkpoint" in log.read_text()
 
   # --verbosity brings them back to the console (a resume: nothing to train).
-  loud = launch(tiny_data, tmp_path / "w", "--verbosity=0")
+  loud = launch(launch_argv, tmp_path / "w", "--verbosity=0")
   assert any(info.match(line) for line in loud), "\n".join(loud)
