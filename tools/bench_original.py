@@ -46,6 +46,7 @@ ALL = (
   "sample_64",
   "sample_128",
   "sample_64_b8",
+  "sample_64_b32",
   "train_step_pixel_loss",
 )
 FRAMES = 10
