@@ -22,9 +22,9 @@ import os as _os
 
 # XLA:CPU's YNNPACK convolutions differentiate slowly (a backward-filter conv
 # ran at 34 GFLOP/s against 276 with Eigen's; docs/performance.md), so convs
-# go to Eigen; YNNPACK keeps its other fusions (its reductions keep the 128 px
-# parity). Read when the first backend starts, so importing ii2v_jax first is
-# enough; a user's own setting of the flag, or II2V_CPU_YNN=1, keeps YNNPACK.
+# go to Eigen and YNNPACK keeps its other fusions. Read when the first backend
+# starts, so importing ii2v_jax first is enough; a user's own setting of the
+# flag, or II2V_CPU_YNN=1, keeps YNNPACK.
 _YNN = "--xla_cpu_experimental_ynn_fusion_type"
 if _os.environ.get("II2V_CPU_YNN") != "1" and _YNN not in _os.environ.get(
   "XLA_FLAGS", ""
