@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from ii2v_jax.models import winograd
 from ii2v_jax.models.layers import conv3x3, make_conv, make_conv_up
 
 # Cell kernels prepared once per rollout: fused, sliced, cast to compute dtype.
@@ -68,12 +69,13 @@ class ConvGRUCell(nnx.Module):
     Returns:
       x: (3, 3, in, 3*hid) input halves of [z, r, o]; x_bias: (3*hid,)
       float32; zr: (3, 3, hid, 2*hid) hidden halves of [z, r]; o: (3, 3, hid,
-      hid) hidden half of the candidate gate.
+      hid) hidden half of the candidate gate; x_winograd, zr_winograd,
+      o_winograd: their Winograd transforms (float32 compute only).
     """
     n = self.input_size
     gates = (self.update_gate, self.reset_gate, self.out_gate)
     k_z, k_r, k_o = (g.kernel[...] for g in gates)
-    return {
+    kern = {
       "x": jnp.concatenate([k[:, :, :n] for k in (k_z, k_r, k_o)], -1).astype(
         self.dtype
       ),
@@ -83,6 +85,14 @@ class ConvGRUCell(nnx.Module):
       ),
       "o": k_o[:, :, n:].astype(self.dtype),
     }
+    if winograd.enabled_for(self.dtype):
+      for name in ("x", "zr", "o"):  # Outside the scan: once per rollout.
+        kern[f"{name}_winograd"] = winograd.kernel_transform(kern[name])
+    return kern
+
+  @staticmethod
+  def _conv(kern: CellKernels, name: str, x: jax.Array, dtype) -> jax.Array:
+    return conv3x3(x, kern[name], dtype, kern.get(f"{name}_winograd"))
 
   def input_gates(self, kern: CellKernels, x_bhwi: jax.Array) -> jax.Array:
     """Input-half gate pre-activations, biases included.
@@ -96,7 +106,7 @@ class ConvGRUCell(nnx.Module):
     """
     if self.up_gate is not None:
       x_bhwi = self.up_gate(x_bhwi)
-    xc = conv3x3(x_bhwi, kern["x"], self.dtype).astype(jnp.float32)
+    xc = self._conv(kern, "x", x_bhwi, self.dtype).astype(jnp.float32)
     return xc + kern["x_bias"]
 
   def update(
@@ -114,10 +124,10 @@ class ConvGRUCell(nnx.Module):
     """
     k = self.hidden_size
     h = h_bhwk.astype(jnp.float32)
-    zr = conv3x3(h, kern["zr"], self.dtype).astype(jnp.float32)
+    zr = self._conv(kern, "zr", h, self.dtype).astype(jnp.float32)
     z = jax.nn.sigmoid(xc_bhw3k[..., :k] + zr[..., :k])
     r = jax.nn.sigmoid(xc_bhw3k[..., k : 2 * k] + zr[..., k:])
-    ho = conv3x3(r * h, kern["o"], self.dtype).astype(jnp.float32)
+    ho = self._conv(kern, "o", r * h, self.dtype).astype(jnp.float32)
     h_tilde = jnp.tanh(xc_bhw3k[..., 2 * k :] + ho)
     return (1.0 - z) * h + z * h_tilde
 

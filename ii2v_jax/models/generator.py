@@ -15,7 +15,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from ii2v_jax.models.convgru import ConvGRU
-from ii2v_jax.models.layers import Conv2dBlock, ResBlock, make_conv
+from ii2v_jax.models.layers import (
+  Conv2dBlock,
+  ResBlock,
+  apply_conv,
+  make_conv,
+)
 from ii2v_jax.models.warp import backward_warp
 
 BOTTLENECK_SIZE = 16
@@ -296,7 +301,7 @@ class Generator(nnx.Module):
     part at frame T, 0 on the background): the poke's magnitude reaches
     the output although E_phi's first instance norm divides it out.
     """
-    motion = self.dec.motion_conv(features).astype(jnp.float32)
+    motion = apply_conv(self.dec.motion_conv, features).astype(jnp.float32)
     flow = motion[..., :2] - motion[..., 2:] * poke_n2[:, None, None, :]
     return backward_warp(x0_nhwc.astype(jnp.float32), flow), flow
 

@@ -13,6 +13,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
+from ii2v_jax.models import winograd
+
 PAD_1 = ((1, 1), (1, 1))
 # torch ConvTranspose2d(k3, s2, p1, output_padding 1): (k-1-p, k-1-p+op).
 PAD_UP = ((1, 2), (1, 2))
@@ -71,24 +73,36 @@ def instance_norm(x_bhwc: jax.Array, eps: float = IN_EPS) -> jax.Array:
   return ((x - mean) * lax.rsqrt(var + eps)).astype(x_bhwc.dtype)
 
 
-def conv3x3(x_bhwc: jax.Array, kernel_hwio: jax.Array, dtype) -> jax.Array:
+def conv3x3(
+  x_bhwc: jax.Array, kernel_hwio: jax.Array, dtype, u_44io=None
+) -> jax.Array:
   """Stride-1 3x3 conv with padding 1 and no bias, computed in `dtype`.
 
   Args:
     x_bhwc: (B, H, W, I) input.
     kernel_hwio: (3, 3, I, O) kernel.
     dtype: compute dtype.
+    u_44io: `winograd.kernel_transform(kernel)` when the caller keeps it
+      (a loop over the same weights); computed here otherwise.
 
   Returns:
     (B, H, W, O) in `dtype`.
   """
-  return lax.conv_general_dilated(
-    x_bhwc.astype(dtype),
-    kernel_hwio.astype(dtype),
-    (1, 1),
-    PAD_1,
-    dimension_numbers=("NHWC", "HWIO", "NHWC"),
-  )
+  x, k = x_bhwc.astype(dtype), kernel_hwio.astype(dtype)
+  if not winograd.applies(x, kernel_reused=u_44io is not None):
+    return winograd.direct(x, k)
+  if u_44io is None:
+    u_44io = winograd.kernel_transform(k)
+  return winograd.conv3x3(x, k, u_44io)
+
+
+def apply_conv(conv: nnx.Conv, x_bhwc: jax.Array) -> jax.Array:
+  """`conv(x)` of a `make_conv` conv; stride 1 goes through `conv3x3`."""
+  if conv.strides not in (1, (1, 1)):
+    return conv(x_bhwc)
+  dtype = conv.dtype or jnp.result_type(x_bhwc, conv.kernel[...])
+  y = conv3x3(x_bhwc, conv.kernel[...], dtype)
+  return y + conv.bias[...].astype(y.dtype)
 
 
 def make_conv(
@@ -201,7 +215,7 @@ class Conv2dBlock(nnx.Module):
 
   def __call__(self, x_bhwc: jax.Array) -> jax.Array:
     """(B, H, W, I) -> (B, H/stride, W/stride, O)."""
-    y = self.conv(x_bhwc)
+    y = apply_conv(self.conv, x_bhwc)
     if self.norm:
       y = instance_norm(y)
     return ACTIVATIONS[self.activation](y)

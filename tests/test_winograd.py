@@ -1,0 +1,64 @@
+"""The Winograd-form 3x3 conv equals the direct conv (forward and gradient)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from ii2v_jax.models import layers, winograd
+
+
+def _inputs(b, s, i, o, seed=0):
+  kx, kw = jax.random.split(jax.random.key(seed))
+  x = jax.random.normal(kx, (b, s, s, i))
+  w = jax.random.normal(kw, (3, 3, i, o)) / np.sqrt(9 * i)
+  return x, w
+
+
+@pytest.mark.parametrize("shape", [(1, 16, 64, 96), (3, 8, 5, 7), (2, 2, 3, 4)])
+def test_forward_equals_direct_within_float32_rounding(shape):
+  x, w = _inputs(*shape)
+  ours = winograd.conv3x3(x, w, winograd.kernel_transform(w))
+  ref = winograd.direct(x, w)
+  scale = float(jnp.max(jnp.abs(ref)))
+  np.testing.assert_allclose(ours, ref, atol=2e-6 * max(1.0, scale))
+  assert not np.array_equal(ours, ref)  # It is a different computation.
+
+
+def test_gradient_is_the_direct_convs():
+  x, w = _inputs(2, 8, 6, 5)
+  g = jax.random.normal(jax.random.key(3), (2, 8, 8, 5))
+
+  def grads(conv):
+    return jax.grad(lambda x, w: jnp.sum(conv(x, w) * g), (0, 1))(x, w)
+
+  def transformed_outside(x, w):  # As the ConvGRU does it.
+    return winograd.conv3x3(x, w, winograd.kernel_transform(w))
+
+  for ours, ref in zip(grads(transformed_outside), grads(winograd.direct)):
+    np.testing.assert_array_equal(ours, ref)
+
+
+def test_odd_sizes_bf16_and_small_maps_take_the_direct_conv():
+  x, w = _inputs(1, 7, 4, 4)
+  assert not winograd.applies(x, kernel_reused=True)
+  even = x[:, :6, :6]
+  assert not winograd.applies(even.astype(jnp.bfloat16), kernel_reused=True)
+  assert winograd.applies(even, kernel_reused=True)
+  # A small map transforms its kernel per call only when that pays off.
+  assert not winograd.applies(even)
+  assert winograd.applies(jnp.zeros((8, 16, 16, 1)))
+  np.testing.assert_array_equal(
+    layers.conv3x3(x, w, jnp.float32), winograd.direct(x, w)
+  )
+
+
+def test_apply_conv_equals_the_flax_conv():
+  x, _ = _inputs(2, 8, 6, 5)
+  conv = layers.make_conv(6, 5, dtype=jnp.float32, rngs=nnx.Rngs(1))
+  np.testing.assert_allclose(layers.apply_conv(conv, x), conv(x), atol=1e-5)
+  strided = layers.make_conv(
+    6, 5, stride=2, dtype=jnp.float32, rngs=nnx.Rngs(1)
+  )
+  np.testing.assert_array_equal(layers.apply_conv(strided, x), strided(x))
