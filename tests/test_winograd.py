@@ -42,13 +42,19 @@ def test_gradient_is_the_direct_convs():
 
 def test_odd_sizes_bf16_and_small_maps_take_the_direct_conv():
   x, w = _inputs(1, 7, 4, 4)
-  assert not winograd.applies(x, kernel_reused=True)
+  wide = jnp.zeros((3, 3, 4, 128))
+  assert not winograd.applies(x, wide, kernel_reused=True)
   even = x[:, :6, :6]
-  assert not winograd.applies(even.astype(jnp.bfloat16), kernel_reused=True)
-  assert winograd.applies(even, kernel_reused=True)
+  bf16 = even.astype(jnp.bfloat16)
+  assert not winograd.applies(
+    bf16, wide.astype(jnp.bfloat16), kernel_reused=True
+  )
+  assert not winograd.applies(even, wide, kernel_reused=True)  # 4 inputs.
+  wide = jnp.zeros((3, 3, 128, 128))
+  assert winograd.applies(jnp.zeros((1, 6, 6, 128)), wide, kernel_reused=True)
   # A small map transforms its kernel per call only when that pays off.
-  assert not winograd.applies(even)
-  assert winograd.applies(jnp.zeros((8, 16, 16, 1)))
+  assert not winograd.applies(jnp.zeros((1, 6, 6, 128)), wide)
+  assert winograd.applies(jnp.zeros((8, 16, 16, 128)), wide)
   np.testing.assert_array_equal(
     layers.conv3x3(x, w, jnp.float32), winograd.direct(x, w)
   )
@@ -62,3 +68,20 @@ def test_apply_conv_equals_the_flax_conv():
     6, 5, stride=2, dtype=jnp.float32, rngs=nnx.Rngs(1)
   )
   np.testing.assert_array_equal(layers.apply_conv(strided, x), strided(x))
+
+
+def test_convgru_step_equals_the_direct_one(monkeypatch):
+  from ii2v_jax.models.convgru import ConvGRU
+
+  gru = ConvGRU(128, [128, 128], [False, True], rngs=nnx.Rngs(0))
+  x = jax.random.normal(jax.random.key(1), (2, 8, 8, 128))
+  hs = [jnp.zeros((2, 8, 8, 128)), 0.1 * jnp.ones((2, 16, 16, 128))]
+  kerns = gru.kernels()
+  assert {"x_winograd", "zr_winograd", "o_winograd"} <= set(kerns[1])
+  ours = gru.step(kerns, hs, x_bhwc=x)
+  monkeypatch.setattr(winograd, "ENABLED", False)
+  plain_kerns = gru.kernels()
+  assert "zr_winograd" not in plain_kerns[1]
+  for a, b in zip(ours, gru.step(plain_kerns, hs, x_bhwc=x), strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert not np.array_equal(a, b)

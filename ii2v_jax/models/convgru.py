@@ -85,8 +85,8 @@ class ConvGRUCell(nnx.Module):
       ),
       "o": k_o[:, :, n:].astype(self.dtype),
     }
-    if winograd.enabled_for(self.dtype):
-      for name in ("x", "zr", "o"):  # Outside the scan: once per rollout.
+    for name in ("x", "zr", "o"):  # Outside the scan: once per rollout.
+      if winograd.worth_it(kern[name]):
         kern[f"{name}_winograd"] = winograd.kernel_transform(kern[name])
     return kern
 

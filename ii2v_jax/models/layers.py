@@ -89,7 +89,7 @@ def conv3x3(
     (B, H, W, O) in `dtype`.
   """
   x, k = x_bhwc.astype(dtype), kernel_hwio.astype(dtype)
-  if not winograd.applies(x, kernel_reused=u_44io is not None):
+  if not winograd.applies(x, k, kernel_reused=u_44io is not None):
     return winograd.direct(x, k)
   if u_44io is None:
     u_44io = winograd.kernel_transform(k)
