@@ -96,6 +96,18 @@ def test_options_apply_to_the_train_split_only(train):
   )
 
 
+def _iterator(cfg, local_batch, index, count):
+  """Process `index` of `count`'s training iterator, seed 7."""
+  it, _ = pipeline.train_iterator(
+    cfg,
+    local_batch=local_batch,
+    seed=7,
+    process_index=index,
+    process_count=count,
+  )
+  return it
+
+
 def test_per_process_batches_stitch_into_the_single_process_batch(
   tiny_config,
 ):
@@ -105,13 +117,7 @@ def test_per_process_batches_stitch_into_the_single_process_batch(
   cfg.num_workers = 0
 
   def batches(local_batch, index, count, n=3):
-    it, _ = pipeline.train_iterator(
-      cfg,
-      local_batch=local_batch,
-      seed=7,
-      process_index=index,
-      process_count=count,
-    )
+    it = _iterator(cfg, local_batch, index, count)
     return [next(it) for _ in range(n)]
 
   whole = batches(8, 0, 1)
@@ -121,12 +127,7 @@ def test_per_process_batches_stitch_into_the_single_process_batch(
       stitched = np.concatenate([halves[0][k][key], halves[1][k][key]])
       np.testing.assert_array_equal(stitched, whole[k][key])
   # A process's iterator state at a step is the same on every process.
-  it0, _ = pipeline.train_iterator(
-    cfg, local_batch=4, seed=7, process_index=0, process_count=2
-  )
-  it1, _ = pipeline.train_iterator(
-    cfg, local_batch=4, seed=7, process_index=1, process_count=2
-  )
+  it0, it1 = (_iterator(cfg, 4, i, 2) for i in range(2))
   next(it0), next(it1)
   assert it0.get_state() == it1.get_state()
 
@@ -139,27 +140,17 @@ def test_a_data_position_carries_over_to_another_process_count(tiny_config):
   cfg = tiny_config.data
   cfg.num_workers = 0
 
-  def iterator(local_batch, index, count):
-    it, _ = pipeline.train_iterator(
-      cfg,
-      local_batch=local_batch,
-      seed=7,
-      process_index=index,
-      process_count=count,
-    )
-    return it
-
-  halves = [iterator(4, i, 2) for i in range(2)]
+  halves = [_iterator(cfg, 4, i, 2) for i in range(2)]
   for _ in range(2):
     for it in halves:
       next(it)
   bare = halves[0].get_state()
   saved = {"iterator": bare, "process_count": 2, "local_batch": 4}
   expected = np.concatenate([next(it)["video"] for it in halves])
-  one = iterator(8, 0, 1)
+  one = _iterator(cfg, 8, 0, 1)
   note = train.resume_input(one, saved)
   assert note.startswith("checkpoint written by 2 processes, resumed by 1")
   np.testing.assert_array_equal(next(one)["video"], expected)
-  old = iterator(8, 0, 1)
+  old = _iterator(cfg, 8, 0, 1)
   assert train.resume_input(old, bare) is None
   np.testing.assert_array_equal(next(old)["video"], expected)

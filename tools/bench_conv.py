@@ -12,7 +12,6 @@ import argparse
 import os
 import pathlib
 import sys
-import time
 
 import jax
 from jax import lax
@@ -20,16 +19,7 @@ from jax import lax
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 # Sets XLA_FLAGS; read when the backend starts, after this import.
 import ii2v_jax  # noqa: E402, F401
-
-
-def best_of(fn, *args, repeats: int) -> float:
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t0)
-  return min(times)
+from ii2v_jax.bench import timed  # noqa: E402
 
 
 def main() -> None:
@@ -67,7 +57,7 @@ def main() -> None:
     f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
   )
   for name, (fn, *a) in work.items():
-    sec = best_of(fn, *a, repeats=args.repeats)
+    sec = timed(fn, *a, repeats=args.repeats)  # Median after a warm-up.
     print(f"{name:22s} {sec * 1e3:8.1f} ms {flops / sec / 1e9:7.0f} GFLOP/s")
 
 
